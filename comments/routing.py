@@ -1,0 +1,1 @@
+websocket_urlpatterns: list = []  # this app's consumers arrive with its issue

@@ -1,0 +1,1 @@
+urlpatterns: list = []  # this app's REST routes arrive with its issue

@@ -1,0 +1,39 @@
+"""Handshake authentication: a ``?ticket=`` from REST, or else the Django session cookie.
+
+    application = OriginValidator(RealtimeAuthMiddleware(URLRouter(routes)), origins)
+
+A bad or used ticket leaves the scope anonymous (it never falls back to the cookie), and the
+consumer then closes with 4401, so a client can tell "get a new ticket" from other failures.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs
+
+from channels.auth import AuthMiddlewareStack
+from channels.db import database_sync_to_async
+from channels.middleware import BaseMiddleware
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AnonymousUser
+
+from config.realtime.tickets import ticket_aredeem
+
+
+@database_sync_to_async
+def _active_user(user_id: int):  # type: ignore[no-untyped-def]
+    user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
+    return user or AnonymousUser()
+
+
+class RealtimeAuthMiddleware(BaseMiddleware):
+    def __init__(self, inner) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(inner)
+        self.session_auth = AuthMiddlewareStack(inner)
+
+    async def __call__(self, scope, receive, send):  # type: ignore[no-untyped-def]
+        tickets = parse_qs(scope.get("query_string", b"").decode("latin1")).get("ticket")
+        if not tickets:
+            return await self.session_auth(scope, receive, send)
+        user_id = await ticket_aredeem(tickets[0])
+        user = await _active_user(user_id) if user_id is not None else AnonymousUser()
+        return await self.inner(dict(scope, user=user, auth_method="ticket"), receive, send)

@@ -1,0 +1,54 @@
+"""Broadcasts to a group, after the transaction that caused them commits.
+
+Services (never consumers) call these, so a change made over REST reaches WebSocket clients
+exactly as one made over WebSocket does:
+
+    with transaction.atomic():
+        comment = Comment.objects.create(...)
+        broadcast_on_commit(group, "comments.comment.created", data, stream=group, seq=7)
+
+The frame is encoded once here; every receiving consumer sends the same text as it is.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+from config.realtime.envelope import encode_event
+
+# The channel-layer message type every RealtimeConsumer handles (method realtime_frame).
+FRAME_MESSAGE = "realtime.frame"
+
+
+def _layer_message(event_type: str, data: dict[str, Any], stream: str | None, seq: int | None):  # type: ignore[no-untyped-def]
+    return {"type": FRAME_MESSAGE, "frame": encode_event(event_type, data, stream=stream, seq=seq)}
+
+
+def broadcast_on_commit(
+    group: str,
+    event_type: str,
+    data: dict[str, Any],
+    *,
+    stream: str | None = None,
+    seq: int | None = None,
+) -> None:
+    """From sync code (a service in a transaction): send once the transaction commits."""
+    message = _layer_message(event_type, data, stream, seq)
+    # Blocking until the layer has it keeps this process's broadcasts in commit order.
+    transaction.on_commit(lambda: async_to_sync(get_channel_layer().group_send)(group, message))
+
+
+async def abroadcast(
+    group: str,
+    event_type: str,
+    data: dict[str, Any],
+    *,
+    stream: str | None = None,
+    seq: int | None = None,
+) -> None:
+    """From async code, for soft state with nothing to commit (signals, typing, cursors)."""
+    await get_channel_layer().group_send(group, _layer_message(event_type, data, stream, seq))

@@ -1,0 +1,259 @@
+"""RealtimeConsumer: the base of every WebSocket consumer (DESIGN section 4).
+
+It owns the protocol so that app consumers only declare commands:
+
+    class PresenceConsumer(RealtimeConsumer):
+        app = "presence"
+
+        @command("presence.signal.send")
+        async def on_signal_send(self, data: dict) -> dict:
+            await signal_send(user=self.user, room=data.get("room"), payload=data.get("data"))
+            return {}
+
+What it does for them: refuses unauthenticated handshakes (close 4401) and lets ``authorize``
+refuse others (4403/4404); sends ``session.welcome``; parses every frame with size and depth
+limits; dispatches client types only through the table built from ``@command``; applies per-user
+per-type rate limits shared by all workers; answers with ``ack`` or an ``error`` frame with a
+stable code (never exception text); closes abusive or silent sockets; relays group frames.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from functools import cache
+from typing import Any, ClassVar
+
+from channels.exceptions import StopConsumer
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from config.errors import (
+    CLOSE_FORBIDDEN,
+    CLOSE_INTERNAL,
+    CLOSE_NOT_FOUND,
+    CLOSE_RATE_LIMITED,
+    CLOSE_UNAUTHENTICATED,
+    AppError,
+    ErrorCode,
+)
+from config.realtime.connections import connections_for_loop
+from config.realtime.envelope import Limits, encode_ack, encode_error, encode_event, parse_command, peek_id
+from config.realtime.kv import get_store
+from config.realtime.ratelimit import Rate, parse_rate
+from config.realtime.throttle import athrottle
+from monitoring import metrics
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Any, dict[str, Any]], Awaitable[dict[str, Any] | None]]
+# WebSocket close code for a client that keeps sending unusable frames (RFC 6455 policy).
+CLOSE_POLICY_VIOLATION = 1008
+_CLOSE_FOR_CODE = {ErrorCode.NOT_FOUND: CLOSE_NOT_FOUND, ErrorCode.FORBIDDEN: CLOSE_FORBIDDEN}
+
+
+def command(message_type: str) -> Callable[[Handler], Handler]:
+    """Mark a consumer method as the handler of one client message type."""
+
+    def mark(handler: Handler) -> Handler:
+        handler.command_type = message_type  # type: ignore[attr-defined]
+        return handler
+
+    return mark
+
+
+def _rate_for(message_type: str) -> Rate:
+    return _parse_rate(settings.REALTIME_RATES.get(message_type, settings.REALTIME_RATE_DEFAULT))
+
+
+_parse_rate = cache(parse_rate)
+
+
+class RealtimeConsumer(AsyncWebsocketConsumer):
+    app: ClassVar[str] = "realtime"
+    # Built by __init_subclass__ from @command methods: the only way a client type reaches code.
+    command_table: ClassVar[dict[str, Handler]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        table: dict[str, Handler] = {}
+        for klass in reversed(cls.__mro__):  # subclasses override their bases' handlers
+            for value in vars(klass).values():
+                message_type = getattr(value, "command_type", None)
+                if message_type is not None:
+                    table[message_type] = value
+        cls.command_table = table
+
+    # --- hooks for app consumers -------------------------------------------------------------
+    async def authorize(self) -> None:
+        """Check the user may use this route's object; raise AppError(NOT_FOUND/FORBIDDEN)."""
+
+    async def on_connect(self) -> None:
+        """After the welcome frame: join groups, send a snapshot."""
+
+    async def on_disconnect(self, code: int) -> None:
+        """Leave rooms, drop soft state. Groups joined with join_group are left for you."""
+
+    # --- connection lifecycle -----------------------------------------------------------------
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Channels >= 4.2 hops to the ORM thread (aclose_old_connections) before *every* message,
+        # group events included, which queues fan-out behind database work. Our ORM work runs
+        # through database_sync_to_async, which closes stale connections itself, so skip it.
+        handler = getattr(self, message["type"].replace(".", "_"), None)
+        if handler is None or message["type"].startswith("_"):
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+    async def websocket_connect(self, message: dict[str, Any]) -> None:
+        self.user = self.scope.get("user")
+        self.joined_groups: set[str] = set()
+        self.connection_id = uuid.uuid4().hex[:16]
+        self.strikes = 0
+        self.strikes_since = 0.0
+        self.registered = False
+        if self.user is None or not self.user.is_authenticated:
+            await self._refuse(CLOSE_UNAUTHENTICATED, "unauthenticated")
+            return
+        try:
+            await self.authorize()
+        except AppError as error:
+            await self._refuse(_CLOSE_FOR_CODE.get(error.code, CLOSE_FORBIDDEN), error.code.value)
+            return
+        await self.accept()
+        loop = asyncio.get_running_loop()
+        self.last_seen = loop.time()
+        self.registry = connections_for_loop(
+            settings.REALTIME_HEARTBEAT_TIMEOUT_SECONDS,
+            max(1.0, settings.REALTIME_HEARTBEAT_SECONDS / 3),
+        )
+        self.registry.add(self)
+        self.registered = True
+        metrics.WS_CONNECTS.labels(app=self.app, outcome="accepted").inc()
+        metrics.WS_CONNECTIONS.labels(app=self.app).inc()
+        await self.send_frame("welcome", encode_event("session.welcome", await self._welcome()))
+        try:
+            await self.on_connect()
+        except AppError as error:
+            await self.close(code=_CLOSE_FOR_CODE.get(error.code, CLOSE_FORBIDDEN))
+        except Exception:
+            log.exception("%s.on_connect failed", type(self).__name__)
+            await self.close(code=CLOSE_INTERNAL)
+
+    async def _refuse(self, close_code: int, outcome: str) -> None:
+        # Accept, then close with a 44xx code: a browser cannot read an HTTP 403, and clients
+        # must tell "authenticate again" (4401) from "this object is not yours" (4404).
+        metrics.WS_CONNECTS.labels(app=self.app, outcome=outcome).inc()
+        await self.accept()
+        await self.close(code=close_code)
+
+    async def _welcome(self) -> dict[str, Any]:
+        return {
+            "user": {"id": self.user.pk, "username": self.user.get_username()},
+            "connection_id": self.connection_id,
+            "heartbeat_interval": settings.REALTIME_HEARTBEAT_SECONDS,
+            "epoch": await get_store().aepoch(),
+            "max_message_bytes": settings.REALTIME_MAX_MESSAGE_BYTES,
+        }
+
+    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+        if getattr(self, "registered", False):
+            self.registry.discard(self)
+            metrics.WS_CONNECTIONS.labels(app=self.app).dec()
+            try:
+                await self.on_disconnect(message.get("code", 1000))
+            except Exception:
+                log.exception("%s.on_disconnect failed", type(self).__name__)
+            for group in list(self.joined_groups):
+                await self.leave_group(group)
+        raise StopConsumer()
+
+    # --- groups ------------------------------------------------------------------------------
+    async def join_group(self, group: str) -> None:
+        await self.channel_layer.group_add(group, self.channel_name)
+        self.joined_groups.add(group)
+
+    async def leave_group(self, group: str) -> None:
+        self.joined_groups.discard(group)
+        await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def realtime_frame(self, message: dict[str, Any]) -> None:
+        """A frame broadcast to a group we are in: already encoded, sent as it is."""
+        await self.send_frame("event", message["frame"])
+
+    # --- client frames -----------------------------------------------------------------------
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        received_at = time.perf_counter()
+        self.last_seen = asyncio.get_running_loop().time()
+        raw = text_data if text_data is not None else bytes_data
+        command_type = "invalid"
+        command_id = None
+        try:
+            if text_data is None:
+                raise AppError(ErrorCode.BAD_FRAME, "Send JSON in text frames.")
+            parsed = parse_command(raw, self._limits())  # type: ignore[arg-type]
+            command_id, command_type = parsed.id, parsed.type
+            handler = self.command_table.get(parsed.type)
+            if handler is None:
+                command_type = "unknown"
+                raise AppError(ErrorCode.UNKNOWN_TYPE, f"Unknown message type {parsed.type!r}.")
+            metrics.WS_MESSAGES_IN.labels(app=self.app, type=parsed.type).inc()
+            await self._check_rate(parsed.type)
+            result = await handler(self, parsed.data)
+            if command_id is not None:
+                await self.send_frame("ack", encode_ack(command_id, result))
+        except AppError as error:
+            if command_id is None and raw is not None and error.code != ErrorCode.TOO_LARGE:
+                command_id = peek_id(raw)
+            await self._reply_error(command_id, error)
+        except Exception:
+            log.exception("handling %s failed", command_type)
+            await self._reply_error(command_id, AppError(ErrorCode.INTERNAL, "Internal error."))
+        finally:
+            metrics.HANDLER_SECONDS.labels(app=self.app, type=command_type).observe(
+                time.perf_counter() - received_at
+            )
+
+    @command("session.heartbeat")
+    async def on_heartbeat(self, data: dict[str, Any]) -> dict[str, Any]:
+        # Receiving it already refreshed last_seen; the reply lets clients measure round trips.
+        return {"server_time": time.time()}
+
+    async def _check_rate(self, message_type: str) -> None:
+        decision = await athrottle(f"ws:{self.user.pk}:{message_type}", _rate_for(message_type))
+        if not decision.allowed:
+            metrics.RATE_LIMITED.labels(channel="ws", action=message_type).inc()
+            raise AppError(
+                ErrorCode.RATE_LIMITED,
+                "Too many messages of this type; slow down.",
+                retry_after=decision.retry_after,
+            )
+
+    async def _reply_error(self, command_id: str | None, error: AppError) -> None:
+        metrics.ERRORS.labels(channel="ws", code=error.code.value).inc()
+        await self.send_frame("error", encode_error(command_id, error))
+        if error.code in (ErrorCode.INTERNAL, ErrorCode.NOT_FOUND, ErrorCode.FORBIDDEN):
+            return  # our fault, or a legitimate question: not abuse
+        await self._strike(error.code)
+
+    async def _strike(self, code: ErrorCode) -> None:
+        """Count bad or over-limit frames; a client that keeps at it is disconnected."""
+        now = time.monotonic()
+        if now - self.strikes_since > 60:
+            self.strikes, self.strikes_since = 0, now
+        self.strikes += 1
+        if self.strikes > settings.REALTIME_ABUSE_LIMIT:
+            limited = code is ErrorCode.RATE_LIMITED
+            await self.close(code=CLOSE_RATE_LIMITED if limited else CLOSE_POLICY_VIOLATION)
+
+    async def send_frame(self, kind: str, frame: str) -> None:
+        metrics.WS_MESSAGES_OUT.labels(app=self.app, kind=kind).inc()
+        await self.send(text_data=frame)
+
+    @staticmethod
+    def _limits() -> Limits:
+        return Limits(
+            max_bytes=settings.REALTIME_MAX_MESSAGE_BYTES, max_depth=settings.REALTIME_MAX_DEPTH
+        )

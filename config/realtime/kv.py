@@ -1,0 +1,176 @@
+"""Small shared state every worker must agree on: rate-limit counters, tickets, the epoch.
+
+Two backends behind one interface: Redis when ``REDIS_URL`` is set (shared by all workers) and
+process memory otherwise (the embedded single-process default). Both have sync methods (REST
+views, services) and async ones (consumers), so the hot WebSocket path never hops threads:
+
+    store = get_store()
+    previous, current = await store.ahit("rl:7:chat", window=16, period=60.0)
+    store.put("ticket:abc", "7", ttl=30)
+    user_id = await store.atake("ticket:abc")   # single use: the second take gets None
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+import weakref
+from typing import Protocol
+
+import redis
+import redis.asyncio as aredis
+from django.conf import settings
+
+EPOCH_KEY = "epoch"
+
+
+class SharedStore(Protocol):
+    def hit(self, key: str, *, window: int, period: float) -> tuple[int, int]: ...
+    async def ahit(self, key: str, *, window: int, period: float) -> tuple[int, int]: ...
+    def put(self, key: str, value: str, *, ttl: float) -> None: ...
+    async def atake(self, key: str) -> str | None: ...
+    def take(self, key: str) -> str | None: ...
+    async def aepoch(self) -> str: ...
+    def ping(self) -> None: ...
+
+
+class RedisStore:
+    """Redis-backed store. One async client per event loop: redis-py pools are loop-bound."""
+
+    def __init__(self, url: str, prefix: str) -> None:
+        self.url = url
+        self.prefix = prefix
+        options = {"socket_timeout": 3, "socket_connect_timeout": 3, "health_check_interval": 15}
+        self._sync = redis.Redis.from_url(url, decode_responses=True, **options)
+        self._options = options
+        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aredis.Redis] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def _aclient(self) -> aredis.Redis:
+        loop = asyncio.get_running_loop()
+        client = self._async.get(loop)
+        if client is None:
+            client = aredis.Redis.from_url(self.url, decode_responses=True, **self._options)
+            self._async[loop] = client
+        return client
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}{key}"
+
+    def _hit_pipeline(self, pipe, key: str, window: int, period: float):  # type: ignore[no-untyped-def]
+        current_key = self._key(f"{key}:{window}")
+        pipe.incr(current_key)
+        # Kept two periods: it is read as "previous" during the next window.
+        pipe.expire(current_key, int(period * 2) + 1, nx=True)
+        pipe.get(self._key(f"{key}:{window - 1}"))
+        return pipe
+
+    def hit(self, key: str, *, window: int, period: float) -> tuple[int, int]:
+        current, _, previous = self._hit_pipeline(
+            self._sync.pipeline(transaction=False), key, window, period
+        ).execute()
+        return int(previous or 0), int(current)
+
+    async def ahit(self, key: str, *, window: int, period: float) -> tuple[int, int]:
+        pipe = self._hit_pipeline(self._aclient().pipeline(transaction=False), key, window, period)
+        current, _, previous = await pipe.execute()
+        return int(previous or 0), int(current)
+
+    def put(self, key: str, value: str, *, ttl: float) -> None:
+        self._sync.set(self._key(key), value, px=int(ttl * 1000))
+
+    def take(self, key: str) -> str | None:
+        return self._sync.getdel(self._key(key))
+
+    async def atake(self, key: str) -> str | None:
+        return await self._aclient().getdel(self._key(key))
+
+    async def aepoch(self) -> str:
+        # The epoch key is never expired, so it disappears only when Redis lost its data: a new
+        # epoch tells clients that groups and presence were forgotten and they must resync.
+        client = self._aclient()
+        await client.set(self._key(EPOCH_KEY), uuid.uuid4().hex[:12], nx=True)
+        return await client.get(self._key(EPOCH_KEY)) or ""
+
+    def ping(self) -> None:
+        self._sync.ping()
+
+
+class MemoryStore:
+    """In-process store for the single-process embedded default. Thread-safe (REST threads)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values: dict[str, tuple[object, float]] = {}  # key -> (value, expires at)
+        self._epoch = uuid.uuid4().hex[:12]
+
+    def _live(self, key: str, now: float) -> object | None:
+        item = self._values.get(key)
+        if item is None:
+            return None
+        if item[1] <= now:
+            del self._values[key]
+            return None
+        return item[0]
+
+    def hit(self, key: str, *, window: int, period: float) -> tuple[int, int]:
+        now = time.monotonic()
+        with self._lock:
+            current_key = f"{key}:{window}"
+            current = int(self._live(current_key, now) or 0) + 1  # type: ignore[call-overload]
+            expires = self._values.get(current_key, (0, now + period * 2 + 1))[1]
+            self._values[current_key] = (current, expires)
+            previous = int(self._live(f"{key}:{window - 1}", now) or 0)  # type: ignore[call-overload]
+            if len(self._values) > 100_000:
+                self._sweep(now)
+        return previous, current
+
+    async def ahit(self, key: str, *, window: int, period: float) -> tuple[int, int]:
+        return self.hit(key, window=window, period=period)
+
+    def put(self, key: str, value: str, *, ttl: float) -> None:
+        with self._lock:
+            self._values[key] = (value, time.monotonic() + ttl)
+
+    def take(self, key: str) -> str | None:
+        with self._lock:
+            value = self._live(key, time.monotonic())
+            self._values.pop(key, None)
+        return value  # type: ignore[return-value]
+
+    async def atake(self, key: str) -> str | None:
+        return self.take(key)
+
+    async def aepoch(self) -> str:
+        return self._epoch
+
+    def ping(self) -> None:
+        return None
+
+    def _sweep(self, now: float) -> None:
+        for key in [k for k, (_, expires) in self._values.items() if expires <= now]:
+            del self._values[key]
+
+
+_store: SharedStore | None = None
+_store_lock = threading.Lock()
+
+
+def get_store() -> SharedStore:
+    global _store
+    if _store is None:
+        with _store_lock:
+            if _store is None:
+                url = settings.REDIS_URL
+                prefix = settings.REALTIME_KEY_PREFIX
+                _store = RedisStore(url, prefix) if url else MemoryStore()
+    return _store
+
+
+def reset_store() -> None:
+    """Forget the store (tests that switch settings)."""
+    global _store
+    _store = None

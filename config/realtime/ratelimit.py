@@ -1,0 +1,89 @@
+"""Rate-limit arithmetic: parsing "120/min" and the sliding-window counter. Pure.
+
+A rate is ``"<count>/<period>"`` where period is ``s``, ``sec``, ``min``, ``h``, ``hour``, ``day``
+or a multiple such as ``10s`` or ``5min``:
+
+    rate = parse_rate("120/min")                      # Rate(limit=120, period=60.0)
+    window = window_at(now=1000.5, period=rate.period)  # Window(index=16, elapsed=40.5)
+    decide(rate, window, previous=80, current=30)     # Decision(allowed=True, retry_after=0.0)
+
+The sliding-window counter (as used by Cloudflare and many API gateways) keeps two integer
+counters per key: the current fixed window and the previous one, weighted by how much of the
+previous window still overlaps the last ``period`` seconds. It needs one atomic INCR per hit, so
+it is exact under concurrency, and it does not let a client burst 2x at a window boundary as a
+plain fixed window does.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+_UNITS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600,
+          "hour": 3600, "d": 86400, "day": 86400}
+_RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([a-z]+)\s*$")
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    limit: int
+    period: float
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    index: int
+    elapsed: float  # seconds since this window started
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    retry_after: float  # seconds until a hit would be allowed again; 0 when allowed
+
+
+def parse_rate(text: str) -> Rate:
+    """Parse "120/min", "5/10s", "1000/h". Raises ValueError with a readable message."""
+    match = _RATE.match(text.lower())
+    if not match or match.group(3) not in _UNITS:
+        raise ValueError(f"Not a rate: {text!r}; expected e.g. '120/min' or '5/10s'.")
+    count, multiple, unit = match.groups()
+    period = (int(multiple) if multiple else 1) * _UNITS[unit]
+    if period <= 0:
+        raise ValueError(f"Not a rate: {text!r}; the period must be positive.")
+    return Rate(limit=int(count), period=float(period))
+
+
+def window_at(now: float, period: float) -> Window:
+    index = math.floor(now / period)
+    return Window(index=index, elapsed=now - index * period)
+
+
+def estimate(previous: int, current: int, elapsed: float, period: float) -> float:
+    """Hits in the last ``period`` seconds, assuming the previous window's were spread evenly."""
+    overlap = max(0.0, 1.0 - elapsed / period)
+    return previous * overlap + current
+
+
+def decide(rate: Rate, window: Window, *, previous: int, current: int) -> Decision:
+    """Whether the hit that made ``current`` (already counted) is within the rate."""
+    if estimate(previous, current, window.elapsed, rate.period) <= rate.limit:
+        return Decision(allowed=True, retry_after=0.0)
+    return Decision(allowed=False, retry_after=_retry_after(rate, window, previous, current))
+
+
+def _retry_after(rate: Rate, window: Window, previous: int, current: int) -> float:
+    # The estimate falls as the previous window slides out; find when one more hit fits.
+    # Solve previous * (1 - t/period) + current + 1 <= limit for t (seconds into this window).
+    room = rate.limit - current - 1
+    if room >= 0 and previous > 0:
+        t = rate.period * (1.0 - room / previous)
+        return max(0.0, t - window.elapsed)
+    # Even with the previous window gone this one is full: wait for the next window, where this
+    # window's count becomes the weighted "previous".
+    wait = rate.period - window.elapsed
+    if current + 1 > rate.limit and current > 0:
+        # In the next window: current * (1 - t/period) + 1 <= limit.
+        wait += max(0.0, rate.period * (1.0 - (rate.limit - 1) / current))
+    return wait

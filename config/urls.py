@@ -1,0 +1,27 @@
+"""HTTP routes: admin, the REST API composed from each app, schema and docs, health, metrics."""
+
+from django.contrib import admin
+from django.urls import include, path
+from django_prometheus.exports import ExportToDjangoView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from monitoring.views import healthz, readyz
+
+api_patterns = [
+    path("realtime/", include("config.realtime.urls")),
+    path("collab/", include("collab.urls")),
+    path("comments/", include("comments.urls")),
+    path("forms/", include("forms_live.urls")),
+    path("presence/", include("presence.urls")),
+    path("monitoring/", include("monitoring.urls")),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+]
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/", include(api_patterns)),
+    path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
+    path("metrics", ExportToDjangoView, name="metrics"),
+]

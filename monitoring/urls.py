@@ -1,0 +1,1 @@
+urlpatterns: list = []  # monitoring's REST routes arrive with its issue
