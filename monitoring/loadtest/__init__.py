@@ -1,0 +1,1 @@
+"""The load-test tool: real WebSocket clients against real Daphne workers (manage.py loadtest)."""

@@ -1,0 +1,115 @@
+"""Start and stop real Daphne worker processes on free local ports.
+
+Used by the system tests and by ``manage.py loadtest --spawn N``:
+
+    with daphne_workers(2, env={"DATABASE_URL": ..., "REDIS_URL": ...}) as workers:
+        workers[0].ws_url("/ws/presence/")      # "ws://127.0.0.1:40123/ws/presence/"
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+# The rig of RELIABILITY.md section 1.
+DAPHNE_ARGS = (
+    "--ping-interval", "10",
+    "--ping-timeout", "10",
+    "--application-close-timeout", "10",
+    "--websocket_timeout", "86400",
+)
+
+
+@dataclass
+class Worker:
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    host: str = "127.0.0.1"
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def http_url(self, path: str = "/") -> str:
+        return f"http://{self.host}:{self.port}{path}"
+
+    def ws_url(self, path: str) -> str:
+        return f"ws://{self.host}:{self.port}{path}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_worker(env: Mapping[str, str], *, log_dir: Path, port: int | None = None) -> Worker:
+    port = port or free_port()
+    log_path = log_dir / f"daphne-{port}.log"
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(  # noqa: S603 - fixed argv, our own interpreter
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), *DAPHNE_ARGS,
+             "config.asgi:application"],
+            cwd=PROJECT_DIR,
+            env={**os.environ, **env},
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    return Worker(port=port, process=process, log_path=log_path)
+
+
+def wait_healthy(worker: Worker, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not worker.alive():
+            raise RuntimeError(f"Daphne on port {worker.port} exited:\n{worker.log()[-4000:]}")
+        with contextlib.suppress(OSError):
+            with urllib.request.urlopen(worker.http_url("/healthz"), timeout=1) as response:  # noqa: S310
+                if response.status == 200:
+                    return
+        time.sleep(0.1)
+    raise RuntimeError(f"Daphne on port {worker.port} not healthy in {timeout}s:\n{worker.log()}")
+
+
+def stop_worker(worker: Worker, timeout: float = 10.0) -> None:
+    if worker.alive():
+        worker.process.send_signal(signal.SIGTERM)
+        try:
+            worker.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            worker.process.kill()
+            worker.process.wait(timeout)
+
+
+@contextlib.contextmanager
+def daphne_workers(
+    count: int, env: Mapping[str, str], *, log_dir: Path | None = None
+) -> Iterator[list[Worker]]:
+    log_dir = log_dir or Path(tempfile.mkdtemp(prefix="daphne-logs-"))
+    workers = [start_worker(env, log_dir=log_dir) for _ in range(count)]
+    try:
+        for worker in workers:
+            wait_healthy(worker)
+        yield workers
+    finally:
+        for worker in workers:
+            stop_worker(worker)

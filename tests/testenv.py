@@ -1,0 +1,20 @@
+"""Environment for the test run, loaded as a pytest plugin (``-p tests.testenv``) so that it is
+in place before pytest-django imports the settings.
+
+Tests run on the real services: PostgreSQL and Redis on this machine unless DATABASE_URL /
+REDIS_URL say otherwise. They never fall back to SQLite or memory: a missing service fails the
+run (see tests/conftest.py).
+"""
+
+import os
+import uuid
+
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/collab")
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/9")
+os.environ.setdefault("DJANGO_SECRET_KEY", "test-secret-key-" + uuid.uuid4().hex)
+os.environ.setdefault("DJANGO_DEBUG", "0")
+os.environ.setdefault("DJANGO_HTTPS", "0")
+# Pub/sub channels ignore the Redis database number: a per-run prefix keeps concurrent runs
+# (and the developer's own server) from hearing each other.
+os.environ.setdefault("REALTIME_KEY_PREFIX", f"test-{uuid.uuid4().hex[:8]}:")
+os.environ.setdefault("DJANGO_WS_ALLOWED_ORIGINS", "http://testserver,http://localhost:8000")
