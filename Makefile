@@ -1,0 +1,52 @@
+# Every target sets up what it needs (a .venv with the project installed) first.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+# make bench: the services the benchmarks run against (README: "Benchmarks").
+BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/collab_bench
+BENCH_REDIS_URL ?= redis://127.0.0.1:6379/5
+
+.PHONY: run test lint format bench services install
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+# The embedded demo: SQLite, in-memory channel layer, one Daphne process, no other service.
+run: install
+	@if [ -n "$$DATABASE_URL" ]; then echo "make run is the embedded demo: unset DATABASE_URL (see README for production)"; exit 1; fi
+	DJANGO_DEBUG=1 $(PY) manage.py migrate --noinput -v 0
+	@DJANGO_DEBUG=1 DJANGO_SUPERUSER_PASSWORD=demo $(PY) manage.py createsuperuser --noinput \
+		--username demo --email demo@example.com >/dev/null 2>&1 || true
+	@echo "Serving on http://localhost:$(PORT)/  (admin: http://localhost:$(PORT)/admin/ as demo / demo)"
+	DJANGO_DEBUG=1 DJANGO_WS_ALLOWED_ORIGINS=http://localhost:$(PORT),http://127.0.0.1:$(PORT) \
+		$(VENV)/bin/daphne -b 127.0.0.1 -p $(PORT) config.asgi:application
+
+services:
+	bash .ci/services
+
+# The whole suite on the real services: unit, integration, system (two Daphne workers).
+test: services install
+	$(PY) -m pytest
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: services install
+	psql -h 127.0.0.1 -U postgres -tc "SELECT 1 FROM pg_database WHERE datname='collab_bench'" | grep -q 1 \
+		|| psql -h 127.0.0.1 -U postgres -c "CREATE DATABASE collab_bench" >/dev/null
+	DATABASE_URL=$(BENCH_DATABASE_URL) REDIS_URL=$(BENCH_REDIS_URL) DJANGO_SECRET_KEY=bench DJANGO_HTTPS=0 \
+		$(PY) manage.py migrate --noinput -v 0
+	DATABASE_URL=$(BENCH_DATABASE_URL) REDIS_URL=$(BENCH_REDIS_URL) DJANGO_SECRET_KEY=bench DJANGO_HTTPS=0 \
+		$(PY) manage.py loadtest hold --spawn 2 --connections 2000 --rooms 100 --hold 20
+	DATABASE_URL=$(BENCH_DATABASE_URL) REDIS_URL=$(BENCH_REDIS_URL) DJANGO_SECRET_KEY=bench DJANGO_HTTPS=0 \
+		$(PY) manage.py loadtest fanout --spawn 2 --rooms 100 --members 10 --rate 1000 --duration 20
