@@ -1,6 +1,6 @@
 """Readiness checks: PostgreSQL, Redis and a channel-layer round trip, each timed.
 
-    checks = await readiness()   # {"database": {"ok": True, "ms": 0.8}, ...}
+checks = await readiness()   # {"database": {"ok": True, "ms": 0.8}, ...}
 """
 
 from __future__ import annotations

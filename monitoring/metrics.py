@@ -23,7 +23,9 @@ WS_MESSAGES_IN = Counter(
 WS_MESSAGES_OUT = Counter(
     "collab_ws_messages_out_total", "Frames sent to clients, by kind.", ["app", "kind"]
 )
-ERRORS = Counter("collab_errors_total", "Errors answered, by channel and code.", ["channel", "code"])
+ERRORS = Counter(
+    "collab_errors_total", "Errors answered, by channel and code.", ["channel", "code"]
+)
 RATE_LIMITED = Counter(
     "collab_rate_limited_total", "Requests refused by a rate limit.", ["channel", "action"]
 )

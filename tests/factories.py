@@ -3,7 +3,7 @@
 import factory
 from django.contrib.auth import get_user_model
 
-PASSWORD = "correct-horse-battery-staple"  # noqa: S105 - test fixture
+PASSWORD = "correct-horse-battery-staple"
 
 
 class UserFactory(factory.django.DjangoModelFactory):

@@ -41,7 +41,14 @@ from config.errors import (
     ErrorCode,
 )
 from config.realtime.connections import connections_for_loop
-from config.realtime.envelope import Limits, encode_ack, encode_error, encode_event, parse_command, peek_id
+from config.realtime.envelope import (
+    Limits,
+    encode_ack,
+    encode_error,
+    encode_event,
+    parse_command,
+    peek_id,
+)
 from config.realtime.kv import get_store
 from config.realtime.ratelimit import Rate, parse_rate
 from config.realtime.throttle import athrottle

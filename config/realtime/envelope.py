@@ -7,7 +7,7 @@ Client -> server, a command (``id`` may be left out for fire-and-forget signals)
 Server -> client, a reply or an event:
 
     {"type": "ack", "id": "c17", "data": {"version": 4}}
-    {"type": "error", "id": "c17", "error": {"code": "rate_limited", "message": "...", "retry": true}}
+    {"type": "error", "id": "c17", "error": {"code": "rate_limited", "message": "..."}}
     {"type": "collab.op.applied", "stream": "collab.doc.42", "seq": 108, "data": {...}}
 
 ``parse_command`` turns raw frame text into a ``Command`` or raises ``AppError`` with a stable
@@ -48,7 +48,7 @@ class Command:
     id: str | None = None
 
 
-def parse_command(text: str | bytes, limits: Limits = Limits()) -> Command:  # noqa: B008
+def parse_command(text: str | bytes, limits: Limits = Limits()) -> Command:
     """Validate one client frame. Raises AppError(BAD_JSON, TOO_LARGE, TOO_DEEP, BAD_FRAME...)."""
     if isinstance(text, bytes):
         if len(text) > limits.max_bytes:
@@ -124,7 +124,9 @@ def _command_from(value: Any) -> Command:
         raise AppError(ErrorCode.BAD_FRAME, "'id' must be 1-64 characters of [A-Za-z0-9_.:-].")
     command_type = value.get("type")
     if not isinstance(command_type, str) or not TYPE_PATTERN.match(command_type):
-        raise AppError(ErrorCode.BAD_FRAME, "'type' must look like 'app.entity.verb' or 'session.verb'.")
+        raise AppError(
+            ErrorCode.BAD_FRAME, "'type' must look like 'app.entity.verb' or 'session.verb'."
+        )
     data = value.get("data", {})
     if not isinstance(data, dict):
         raise AppError(ErrorCode.BAD_FRAME, "'data' must be a JSON object.")

@@ -1,7 +1,7 @@
 """Channel-layer group names: ``<app>.<entity>.<id>``, within Channels' rules.
 
-    group_name("collab", "doc", 42)        # "collab.doc.42"
-    group_name("presence", "room", "lobby.main")
+group_name("collab", "doc", 42)        # "collab.doc.42"
+group_name("presence", "room", "lobby.main")
 """
 
 from __future__ import annotations

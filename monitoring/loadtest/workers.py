@@ -24,10 +24,14 @@ from pathlib import Path
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 # The rig of RELIABILITY.md section 1.
 DAPHNE_ARGS = (
-    "--ping-interval", "10",
-    "--ping-timeout", "10",
-    "--application-close-timeout", "10",
-    "--websocket_timeout", "86400",
+    "--ping-interval",
+    "10",
+    "--ping-timeout",
+    "10",
+    "--application-close-timeout",
+    "10",
+    "--websocket_timeout",
+    "86400",
 )
 
 
@@ -67,8 +71,17 @@ def start_worker(env: Mapping[str, str], *, log_dir: Path, port: int | None = No
     log_path = log_dir / f"daphne-{port}.log"
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(  # noqa: S603 - fixed argv, our own interpreter
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), *DAPHNE_ARGS,
-             "config.asgi:application"],
+            [
+                sys.executable,
+                "-m",
+                "daphne",
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                *DAPHNE_ARGS,
+                "config.asgi:application",
+            ],
             cwd=PROJECT_DIR,
             env={**os.environ, **env},
             stdout=log_file,
@@ -82,10 +95,10 @@ def wait_healthy(worker: Worker, timeout: float = 30.0) -> None:
     while time.monotonic() < deadline:
         if not worker.alive():
             raise RuntimeError(f"Daphne on port {worker.port} exited:\n{worker.log()[-4000:]}")
-        with contextlib.suppress(OSError):
-            with urllib.request.urlopen(worker.http_url("/healthz"), timeout=1) as response:  # noqa: S310
-                if response.status == 200:
-                    return
+        health = worker.http_url("/healthz")
+        with contextlib.suppress(OSError), urllib.request.urlopen(health, timeout=1) as response:  # noqa: S310
+            if response.status == 200:
+                return
         time.sleep(0.1)
     raise RuntimeError(f"Daphne on port {worker.port} not healthy in {timeout}s:\n{worker.log()}")
 
