@@ -79,6 +79,12 @@ def _rate_for(message_type: str) -> Rate:
 _parse_rate = cache(parse_rate)
 
 
+@cache
+def _messages_out(app: str, kind: str):  # type: ignore[no-untyped-def]
+    # Bound once: this runs for every delivery of every broadcast.
+    return metrics.WS_MESSAGES_OUT.labels(app=app, kind=kind)
+
+
 class RealtimeConsumer(AsyncWebsocketConsumer):
     app: ClassVar[str] = "realtime"
     # Built by __init_subclass__ from @command methods: the only way a client type reaches code.
@@ -256,7 +262,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_RATE_LIMITED if limited else CLOSE_POLICY_VIOLATION)
 
     async def send_frame(self, kind: str, frame: str) -> None:
-        metrics.WS_MESSAGES_OUT.labels(app=self.app, kind=kind).inc()
+        _messages_out(self.app, kind).inc()
         await self.send(text_data=frame)
 
     @staticmethod

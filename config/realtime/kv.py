@@ -24,6 +24,9 @@ import redis.asyncio as aredis
 from django.conf import settings
 
 EPOCH_KEY = "epoch"
+# Per process and event loop; commands are short, so a few dozen connections serve thousands
+# of sockets.
+REDIS_POOL_SIZE = 32
 
 
 class SharedStore(Protocol):
@@ -53,8 +56,16 @@ class RedisStore:
         loop = asyncio.get_running_loop()
         client = self._async.get(loop)
         if client is None:
-            client = aredis.Redis.from_url(self.url, decode_responses=True, **self._options)
-            self._async[loop] = client
+            # Bounded and blocking: a burst of handshakes waits for a connection instead of
+            # opening one per concurrent call (redis-py's default pool is unbounded).
+            pool = aredis.BlockingConnectionPool.from_url(
+                self.url,
+                decode_responses=True,
+                max_connections=REDIS_POOL_SIZE,
+                timeout=self._options["socket_timeout"],
+                **self._options,
+            )
+            client = self._async[loop] = aredis.Redis(connection_pool=pool)
         return client
 
     def _key(self, key: str) -> str:
