@@ -113,7 +113,9 @@ TEMPLATES = [
 # --- Database -------------------------------------------------------------------------------
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 if DATABASE_URL:
-    _database = dj_database_url.parse(DATABASE_URL, conn_max_age=0)
+    # Health checks make the pool test a connection before handing it out: after a PostgreSQL
+    # restart or a killed backend, a dead pooled connection would otherwise cost a 500.
+    _database = dj_database_url.parse(DATABASE_URL, conn_max_age=0, conn_health_checks=True)
     if _database["ENGINE"] == "django.db.backends.postgresql":
         # A small pool per process: Channels runs all ORM work of a process on one thread, so
         # a handful of connections serve it; the timeout makes an outage a fast 503, not a hang.

@@ -66,7 +66,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_worker(env: Mapping[str, str], *, log_dir: Path, port: int | None = None) -> Worker:
+def start_worker(
+    env: Mapping[str, str | None], *, log_dir: Path, port: int | None = None
+) -> Worker:
+    """Start one Daphne; ``env`` overrides os.environ, and a None value removes the variable."""
     port = port or free_port()
     log_path = log_dir / f"daphne-{port}.log"
     with log_path.open("wb") as log_file:
@@ -83,7 +86,7 @@ def start_worker(env: Mapping[str, str], *, log_dir: Path, port: int | None = No
                 "config.asgi:application",
             ],
             cwd=PROJECT_DIR,
-            env={**os.environ, **env},
+            env={k: v for k, v in {**os.environ, **env}.items() if v is not None},
             stdout=log_file,
             stderr=subprocess.STDOUT,
         )
@@ -115,7 +118,7 @@ def stop_worker(worker: Worker, timeout: float = 10.0) -> None:
 
 @contextlib.contextmanager
 def daphne_workers(
-    count: int, env: Mapping[str, str], *, log_dir: Path | None = None
+    count: int, env: Mapping[str, str | None], *, log_dir: Path | None = None
 ) -> Iterator[list[Worker]]:
     log_dir = log_dir or Path(tempfile.mkdtemp(prefix="daphne-logs-"))
     workers = [start_worker(env, log_dir=log_dir) for _ in range(count)]
