@@ -8,11 +8,13 @@ Every REST error has the same shape as a WebSocket error frame's ``error`` objec
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
@@ -91,7 +93,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     metrics.ERRORS.labels(channel="rest", code=error.code.value).inc()
     response = Response({"error": error.as_payload()}, status=error.code.http_status)
     if error.retry_after:
-        response["Retry-After"] = str(max(1, round(error.retry_after)))
+        response["Retry-After"] = str(max(1, math.ceil(error.retry_after)))  # never early
     if error.code is ErrorCode.UNAUTHENTICATED:
         response["WWW-Authenticate"] = 'Token realm="api"'
     return response
@@ -120,3 +122,11 @@ def _as_app_error(exc: Exception) -> AppError | None:
             retry_after=retry_after,
         )
     return None
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """404 for URLs no route matches: the API's JSON error shape under /api/, HTML elsewhere."""
+    if request.path.startswith("/api/"):
+        error = AppError(ErrorCode.NOT_FOUND, "No such endpoint.")
+        return JsonResponse({"error": error.as_payload()}, status=404)
+    return defaults.page_not_found(request, exception)

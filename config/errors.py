@@ -11,6 +11,7 @@ Codes are part of the public protocol: add new ones, never rename or reuse one.
 
 from __future__ import annotations
 
+import math
 from enum import StrEnum
 from typing import Any
 
@@ -101,5 +102,6 @@ class AppError(Exception):
         if self.details:
             payload["details"] = self.details
         if self.retry_after is not None:
-            payload["retry_after"] = round(self.retry_after, 3)
+            # Up, never to nearest: a client that waits the advertised time must not be early.
+            payload["retry_after"] = math.ceil(self.retry_after * 1000) / 1000
         return payload

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from config.errors import AppError, ErrorCode
 
-_ROOM = re.compile(r"^(?P<kind>[a-z][a-z_]{0,15})\.(?P<key>[A-Za-z0-9_-]{1,64})$")
+_ROOM = re.compile(r"^(?P<kind>[a-z][a-z_]{0,15})\.(?P<key>[A-Za-z0-9_-]{1,64})\Z")
 OPEN_KINDS = frozenset({"lobby"})
 
 

@@ -135,6 +135,10 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         except AppError as error:
             await self._refuse(_CLOSE_FOR_CODE.get(error.code, CLOSE_FORBIDDEN), error.code.value)
             return
+        except Exception:
+            log.exception("%s.authorize failed", type(self).__name__)
+            await self._refuse(CLOSE_INTERNAL, "internal")
+            return
         await self.accept()
         loop = asyncio.get_running_loop()
         self.last_seen = loop.time()
@@ -198,6 +202,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
 
     # --- client frames -----------------------------------------------------------------------
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if not getattr(self, "registered", False):
+            return  # refused at the handshake (4401/4403/4404): its frames must reach nothing
         received_at = time.perf_counter()
         self.last_seen = asyncio.get_running_loop().time()
         raw = text_data if text_data is not None else bytes_data

@@ -27,8 +27,12 @@ from typing import Any
 
 from config.errors import AppError, ErrorCode
 
-TYPE_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,31}(\.[a-z][a-z0-9_]{0,31}){1,2}$")
-ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+# \Z, not $: "$" also matches before a trailing newline.
+TYPE_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,31}(\.[a-z][a-z0-9_]{0,31}){1,2}\Z")
+ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,64}\Z")
+# JSON escapes can produce lone surrogates, which no UTF-8 encoder downstream (channel layer,
+# PostgreSQL, Daphne) accepts.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 # JavaScript clients cannot hold integers beyond 2**53 exactly; refusing them keeps every client
 # seeing the same number the server stored.
 MAX_SAFE_INTEGER = 2**53 - 1
@@ -58,7 +62,8 @@ def parse_command(text: str | bytes, limits: Limits = Limits()) -> Command:
         except UnicodeDecodeError:
             raise AppError(ErrorCode.BAD_JSON, "Frames must be UTF-8 JSON text.") from None
     # A str is at most 4 bytes per character; only count bytes when that bound is too coarse.
-    if len(text) * 4 > limits.max_bytes and len(text.encode("utf-8")) > limits.max_bytes:
+    too_long = len(text) * 4 > limits.max_bytes
+    if too_long and len(text.encode("utf-8", "surrogatepass")) > limits.max_bytes:
         raise AppError(ErrorCode.TOO_LARGE, f"Frames are limited to {limits.max_bytes} bytes.")
     value = loads_strict(text)
     check_value(value, limits.max_depth)
@@ -89,7 +94,7 @@ def check_value(value: Any, max_depth: int) -> None:
     while stack:
         node, depth = stack.pop()
         if isinstance(node, dict):
-            children = node.values()
+            children = [*node, *node.values()]  # keys too: they must be valid strings
         elif isinstance(node, list):
             children = node
         else:
@@ -101,7 +106,11 @@ def check_value(value: Any, max_depth: int) -> None:
 
 
 def _check_scalar(node: Any) -> None:
-    if isinstance(node, bool) or node is None or isinstance(node, str):
+    if isinstance(node, str):
+        if node.isascii() or not _LONE_SURROGATE.search(node):
+            return
+        raise AppError(ErrorCode.INVALID, "Strings must not contain lone surrogates.")
+    if isinstance(node, bool) or node is None:
         return
     if isinstance(node, int):
         if -MAX_SAFE_INTEGER <= node <= MAX_SAFE_INTEGER:

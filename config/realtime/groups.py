@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 # Channels accepts ASCII letters, digits, hyphens, underscores and periods, under 100 chars.
-_PART = re.compile(r"^[A-Za-z0-9_.-]+$")
+_PART = re.compile(r"^[A-Za-z0-9_.-]+\Z")
 MAX_GROUP_NAME = 99
 
 

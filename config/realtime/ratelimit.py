@@ -67,7 +67,8 @@ def parse_rate(text: str) -> Rate:
 
 def window_at(now: float, period: float) -> Window:
     index = math.floor(now / period)
-    return Window(index=index, elapsed=now - index * period)
+    # now / period can round up to the next integer just before a boundary: never go negative.
+    return Window(index=index, elapsed=max(0.0, now - index * period))
 
 
 def estimate(previous: int, current: int, elapsed: float, period: float) -> float:
@@ -78,22 +79,34 @@ def estimate(previous: int, current: int, elapsed: float, period: float) -> floa
 
 def decide(rate: Rate, window: Window, *, previous: int, current: int) -> Decision:
     """Whether the hit that made ``current`` (already counted) is within the rate."""
-    if estimate(previous, current, window.elapsed, rate.period) <= rate.limit:
+    if estimate(previous, current, window.elapsed, rate.period) <= _allowance(rate, previous):
         return Decision(allowed=True, retry_after=0.0)
-    return Decision(allowed=False, retry_after=_retry_after(rate, window, previous, current))
+    # A microsecond over the exact answer: a float holds epoch seconds only to ~0.25 us, and a
+    # client that waits exactly retry_after must not be refused by that rounding.
+    wait = _retry_after(rate, window, previous, current) + 1e-6
+    return Decision(allowed=False, retry_after=wait)
+
+
+def _allowance(rate: Rate, previous: int) -> float:
+    # Hits paced exactly period/limit apart put limit + 1 hits in every closed period (the first
+    # and last are exactly period apart), and the even-spread estimate counts a share of that
+    # first one: so steady traffic at exactly the rate estimates to just under limit + 1. Allow
+    # that one hit only when there is a previous window to blame it on, so a fresh burst is
+    # exactly ``limit``. The tolerance absorbs float rounding at window boundaries.
+    return rate.limit + min(previous, 1) + 1e-9
 
 
 def _retry_after(rate: Rate, window: Window, previous: int, current: int) -> float:
     # The estimate falls as the previous window slides out; find when one more hit fits.
-    # Solve previous * (1 - t/period) + current + 1 <= limit for t (seconds into this window).
-    room = rate.limit - current - 1
+    # Solve previous * (1 - t/period) + current + 1 <= limit + 1 for t (seconds into this window).
+    room = rate.limit - current
     if room >= 0 and previous > 0:
         t = rate.period * (1.0 - room / previous)
         return max(0.0, t - window.elapsed)
     # Even with the previous window gone this one is full: wait for the next window, where this
     # window's count becomes the weighted "previous".
     wait = rate.period - window.elapsed
-    if current + 1 > rate.limit and current > 0:
-        # In the next window: current * (1 - t/period) + 1 <= limit.
-        wait += max(0.0, rate.period * (1.0 - (rate.limit - 1) / current))
+    if current > rate.limit:
+        # In the next window: current * (1 - t/period) + 1 <= limit + 1.
+        wait += rate.period * (1.0 - rate.limit / current)
     return wait
