@@ -13,7 +13,8 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
@@ -121,3 +122,11 @@ def _as_app_error(exc: Exception) -> AppError | None:
             retry_after=retry_after,
         )
     return None
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """404 for URLs no route matches: the API's JSON error shape under /api/, HTML elsewhere."""
+    if request.path.startswith("/api/"):
+        error = AppError(ErrorCode.NOT_FOUND, "No such endpoint.")
+        return JsonResponse({"error": error.as_payload()}, status=404)
+    return defaults.page_not_found(request, exception)

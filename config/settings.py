@@ -197,7 +197,8 @@ REALTIME_TICKET_TTL_SECONDS = env_int("REALTIME_TICKET_TTL_SECONDS", 30)
 # Per user and message type, shared by all workers. A type not listed uses the default.
 REALTIME_RATE_DEFAULT = os.environ.get("REALTIME_RATE_DEFAULT", "600/min")
 REALTIME_RATES: dict[str, str] = {
-    "session.heartbeat": "30/min",
+    # Clients beat every REALTIME_HEARTBEAT_SECONDS on each socket: room for ~30 sockets a user.
+    "session.heartbeat": "120/min",
     "presence.signal.send": os.environ.get("REALTIME_RATE_SIGNAL", "600/min"),
 }
 # Rejections within one rate window after which the socket is closed (4429) as abusive.

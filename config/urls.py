@@ -25,3 +25,5 @@ urlpatterns = [
     path("readyz", readyz, name="readyz"),
     path("metrics", ExportToDjangoView, name="metrics"),
 ]
+
+handler404 = "config.api.not_found"

@@ -9,7 +9,11 @@ run (see tests/conftest.py).
 import os
 import uuid
 
-os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/collab")
+# A database name of its own per run (pytest-django creates and drops "test_<name>"), so two runs
+# on one machine (a developer's and CI's, or parallel sessions) never drop each other's database.
+os.environ.setdefault(
+    "DATABASE_URL", f"postgres://postgres@127.0.0.1:5432/collab_{uuid.uuid4().hex[:8]}"
+)
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/9")
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-secret-key-" + uuid.uuid4().hex)
 os.environ.setdefault("DJANGO_DEBUG", "0")
