@@ -127,6 +127,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.strikes = 0
         self.strikes_since = 0.0
         self.registered = False
+        self.closing = False
         if self.user is None or not self.user.is_authenticated:
             await self._refuse(CLOSE_UNAUTHENTICATED, "unauthenticated")
             return
@@ -158,6 +159,10 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         except Exception:
             log.exception("%s.on_connect failed", type(self).__name__)
             await self.close(code=CLOSE_INTERNAL)
+
+    async def close(self, code: int | bool | None = None, reason: str | None = None) -> None:
+        self.closing = True
+        await super().close(code=code, reason=reason)
 
     async def _refuse(self, close_code: int, outcome: str) -> None:
         # Accept, then close with a 44xx code: a browser cannot read an HTTP 403, and clients
@@ -202,8 +207,10 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
 
     # --- client frames -----------------------------------------------------------------------
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        if not getattr(self, "registered", False):
-            return  # refused at the handshake (4401/4403/4404): its frames must reach nothing
+        if not getattr(self, "registered", False) or self.closing:
+            # Refused at the handshake (4401/4403/4404), or closed by us (4408/4429/1008) and not
+            # yet disconnected: its frames must reach nothing.
+            return
         received_at = time.perf_counter()
         self.last_seen = asyncio.get_running_loop().time()
         raw = text_data if text_data is not None else bytes_data

@@ -10,8 +10,11 @@ or a multiple such as ``10s`` or ``5min``:
 The sliding-window counter (as used by Cloudflare and many API gateways) keeps two integer
 counters per key: the current fixed window and the previous one, weighted by how much of the
 previous window still overlaps the last ``period`` seconds. It needs one atomic INCR per hit, so
-it is exact under concurrency, and it does not let a client burst 2x at a window boundary as a
-plain fixed window does.
+it is exact under concurrency, and a burst at a window boundary gets ``limit`` hits, not the 2x a
+plain fixed window allows. Its bound is on bursts, not on every sliding period: a client that
+paces hits to the edge of each decision can fit up to ``2 * limit`` hits in one sliding period
+(tests pin both bounds). A limit that must be strict per sliding period needs another algorithm
+(e.g. GCRA in a Redis script).
 """
 
 from __future__ import annotations
@@ -60,8 +63,8 @@ def parse_rate(text: str) -> Rate:
         raise ValueError(f"Not a rate: {text!r}; expected e.g. '120/min' or '5/10s'.")
     count, multiple, unit = match.groups()
     period = (int(multiple) if multiple else 1) * _UNITS[unit]
-    if period <= 0:
-        raise ValueError(f"Not a rate: {text!r}; the period must be positive.")
+    if period <= 0 or int(count) <= 0:
+        raise ValueError(f"Not a rate: {text!r}; the count and the period must be positive.")
     return Rate(limit=int(count), period=float(period))
 
 

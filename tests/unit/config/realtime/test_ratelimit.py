@@ -61,6 +61,7 @@ def test_parse_rate_reads_count_and_period(text, limit, period):
         "-1/min",
         "1.5/min",
         "5/0s",
+        "0/min",
         "5/-1s",
         "120/min/x",
         "120 min",
