@@ -1,0 +1,114 @@
+"""``manage.py loadtest`` end to end: a small hold and fanout against two real Daphne workers.
+
+Asserts correctness only (every client established, nothing lost, the JSON line's shape), never
+speed: figures belong in docs/benchmarks.md, measured on a quiet machine.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import secrets
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+
+from monitoring.loadtest.workers import Worker, daphne_workers
+
+pytestmark = [pytest.mark.system, pytest.mark.timeout(180)]
+
+ORIGIN = "http://localhost:8000"
+
+
+@pytest.fixture(scope="module")
+def loadtest_workers(
+    django_db_setup: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[list[Worker]]:
+    """Two workers of our own: the shared ``workers`` fixture caps signals far below 50/s."""
+    database = settings.DATABASES["default"]
+    assert database["NAME"].startswith("test_"), database["NAME"]
+    host = f"{database['HOST'] or '127.0.0.1'}:{database['PORT'] or 5432}"
+    env = {
+        "DATABASE_URL": f"postgres://{database['USER']}@{host}/{database['NAME']}",
+        "REDIS_URL": os.environ["REDIS_URL"],
+        "REALTIME_KEY_PREFIX": os.environ["REALTIME_KEY_PREFIX"],
+        "DJANGO_SECRET_KEY": "loadtest-smoke-" + secrets.token_hex(16),
+        "DJANGO_DEBUG": "0",
+        "DJANGO_HTTPS": "0",
+        "DJANGO_WS_ALLOWED_ORIGINS": ORIGIN,
+        "REALTIME_RATE_SIGNAL": "600/min",
+    }
+    with daphne_workers(2, env, log_dir=tmp_path_factory.mktemp("loadtest-logs")) as workers:
+        yield workers
+
+
+def loadtest(workers: list[Worker], *args: str) -> dict[str, Any]:
+    target = ["--origin", ORIGIN, "--procs", "2", "--handshake-timeout", "20"]
+    for worker in workers:
+        target += ["--url", worker.ws_url(""), "--pid", str(worker.pid)]
+        target += ["--worker-log", str(worker.log_path)]
+    out = io.StringIO()
+    call_command("loadtest", *args, *target, stdout=out)
+    lines = out.getvalue().strip().splitlines()
+    assert len(lines) == 1, out.getvalue()
+    return json.loads(lines[0])
+
+
+def assert_clean(result: dict[str, Any], clients: int) -> None:
+    results = result["results"]
+    assert results["attempted"] == results["established"] == clients, results
+    assert results["failures"] == {}
+    assert results["held_to_end"] == clients
+    assert results["closed_by_server"] == {}
+    assert results["error_frames"] == {}
+    assert set(results["connect_ms"]) == {"p50", "p95", "p99", "max"}
+    log = result["server_log"]
+    assert (log["traceback"], log["error"], log["over_capacity"], log["redis_pool"]) == (
+        0,
+        0,
+        0,
+        0,
+    ), log["examples"]
+    assert result["layer"]["name"] in {"pubsub", "core"}
+    for window in result["windows"].values():
+        assert {"window_s", "cores", "steal_pct", "machine_busy_pct"} <= window.keys()
+        assert len(window["workers_cores_each"]) == 2
+
+
+def test_hold_establishes_every_connection(transactional_db, loadtest_workers):
+    result = loadtest(
+        loadtest_workers, "hold", "--connections", "20", "--rooms", "4", "--hold", "2"
+    )
+
+    assert result["scenario"] == "hold"
+    assert result["parameters"]["connections"] == 20
+    assert_clean(result, 20)
+    assert result["results"]["rss_per_connection_kib"] is not None
+    assert set(result["results"]["rss_kib"]["held"]) == {str(w.pid) for w in loadtest_workers}
+    assert result["windows"]["connect"]["units"] == 20
+    assert set(result["windows"]["connect"]["us_per_unit"]) >= {"workers", "server_total"}
+
+
+def test_fanout_delivers_every_signal_to_every_member(transactional_db, loadtest_workers):
+    result = loadtest(
+        loadtest_workers,
+        "fanout",
+        *("--rooms", "4", "--members", "5", "--rate", "50", "--duration", "3", "--drain", "2"),
+    )
+
+    results = result["results"]
+    assert result["scenario"] == "fanout"
+    assert_clean(result, 20)
+    assert results["sent"] == results["scheduled"] == 150
+    assert results["unsent"] == results["send_failures"] == 0
+    assert results["expected"] == 150 * 5  # every member of the room, the sender included
+    assert results["delivered"] == results["expected"]
+    assert results["lost"] == results["duplicates"] == 0
+    assert set(results["latency_ms"]) == {"p50", "p95", "p99", "max"}
+    send = result["windows"]["send"]
+    assert send["units"] == results["delivered"]
+    assert {"workers", "redis", "postgres", "server_total", "generator"} <= set(send["us_per_unit"])
