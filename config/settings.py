@@ -140,14 +140,33 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Redis: channel layer, cache, shared state -------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "")
 REALTIME_KEY_PREFIX = os.environ.get("REALTIME_KEY_PREFIX", "collab:")
-# "pubsub" (RedisPubSubChannelLayer) or "core" (RedisChannelLayer); chosen by measurement, see
-# docs/benchmarks.md.
+# "pubsub" (RedisPubSubChannelLayer, the default) or "core" (RedisChannelLayer). Chosen by
+# measurement (docs/benchmarks.md, "Channel layer"): with two workers, pubsub spent about half the
+# server CPU per delivery of core, lost nothing where core lost messages and logged pool errors,
+# and keeps no group state in Redis that a crashed worker could leave behind.
 REALTIME_CHANNEL_LAYER = os.environ.get("REALTIME_CHANNEL_LAYER", "pubsub")
 if REALTIME_CHANNEL_LAYER not in {"pubsub", "core"}:
     raise ImproperlyConfigured("REALTIME_CHANNEL_LAYER must be 'pubsub' or 'core'.")
+# Redis pools per worker process, sized in docs/benchmarks.md ("Bursts and pools"): 2,000 clients
+# connecting at once keep two workers' event loops saturated for 10-20 s on the benchmark machine,
+# so a command queues for a pooled connection (shared state: tickets, rate limits, the epoch)
+# rather than failing after a few seconds with "No connection available".
+REALTIME_REDIS_POOL_SIZE = env_int("REALTIME_REDIS_POOL_SIZE", 32)
+REALTIME_REDIS_POOL_TIMEOUT = env_int("REALTIME_REDIS_POOL_TIMEOUT", 20)
 
 if REDIS_URL:
-    _layer_host = {"address": REDIS_URL}
+    _layer_host = {
+        "address": REDIS_URL,
+        # channels-redis uses redis-py's non-blocking pool: past max_connections a command raises
+        # MaxConnectionsError ("Too many connections"). The pubsub layer holds 2 connections per
+        # worker; the core layer holds one per concurrent command, and redis-py's default of 100
+        # failed when 1,000 clients of one worker disconnected at once.
+        "max_connections": env_int("REALTIME_LAYER_MAX_CONNECTIONS", 2000),
+        # redis-py >= 8 reads with a 5 s socket timeout by default, exactly the core layer's
+        # BZPOPMIN block (5 s): the receive then fails with "Timeout reading from ..." and the
+        # consumer dies (close 1011). Longer than that block, still bounded for a dead Redis.
+        "socket_timeout": 15,
+    }
     if REALTIME_CHANNEL_LAYER == "core":
         CHANNEL_LAYERS = {
             "default": {
@@ -155,7 +174,9 @@ if REDIS_URL:
                 "CONFIG": {
                     "hosts": [_layer_host],
                     "prefix": f"{REALTIME_KEY_PREFIX}asgi",
-                    # The default capacity of 100 silently drops messages to busy channels.
+                    # Per worker, not per socket: every channel of a process shares one Redis
+                    # list, so this is the backlog a worker may fall behind by before messages are
+                    # dropped ("over capacity"). The default of 100 drops them silently.
                     "capacity": env_int("REALTIME_LAYER_CAPACITY", 2000),
                     "expiry": 30,
                     "group_expiry": env_int("REALTIME_GROUP_EXPIRY", 86400),

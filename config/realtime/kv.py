@@ -24,9 +24,6 @@ import redis.asyncio as aredis
 from django.conf import settings
 
 EPOCH_KEY = "epoch"
-# Per process and event loop; commands are short, so a few dozen connections serve thousands
-# of sockets.
-REDIS_POOL_SIZE = 32
 
 
 class SharedStore(Protocol):
@@ -61,8 +58,11 @@ class RedisStore:
             pool = aredis.BlockingConnectionPool.from_url(
                 self.url,
                 decode_responses=True,
-                max_connections=REDIS_POOL_SIZE,
-                timeout=self._options["socket_timeout"],
+                # Per process and event loop (settings REALTIME_REDIS_POOL_*): commands are
+                # short, so a few dozen connections serve thousands of sockets; the wait must
+                # outlast a connect burst that saturates the loop (docs/benchmarks.md).
+                max_connections=settings.REALTIME_REDIS_POOL_SIZE,
+                timeout=settings.REALTIME_REDIS_POOL_TIMEOUT,
                 **self._options,
             )
             client = self._async[loop] = aredis.Redis(connection_pool=pool)

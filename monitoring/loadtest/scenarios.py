@@ -252,9 +252,10 @@ class Run:
         return [replies[n] for n in sorted(replies)]
 
     @contextlib.contextmanager
-    def window(self, name: str) -> Iterator[dict[str, Any]]:
-        """Server/generator CPU and machine steal between entering and leaving the block."""
-        info: dict[str, Any] = {"units": 0}
+    def window(self, name: str, unit: str | None = None) -> Iterator[dict[str, Any]]:
+        """Server/generator CPU and machine steal between entering and leaving the block; CPU
+        per ``unit`` once the caller has set ``info["units"]``."""
+        info: dict[str, Any] = {"unit": unit, "units": 0}
         sampler = measure.StealSampler().start()
         before, started = self.servers.snapshot(), time.monotonic()
         yield info
@@ -268,7 +269,7 @@ class Run:
     # --- phases --------------------------------------------------------------------------------
     def connect(self) -> dict[str, Any]:
         """Every client connects and joins its room."""
-        with self.window("connect") as window:
+        with self.window("connect", unit="connection") as window:
             for _, conn in self.children:
                 conn.send(("connect",))
             reports = self._gather("connected", timeout=self.connect_bound)
@@ -300,7 +301,7 @@ class Run:
         for (_, conn), share in zip(self.children, self.established, strict=True):
             conn.send(("send", t0, duration, rate * share / total, drain))
         measure.wait_until(t0)
-        with self.window("send"):
+        with self.window("send", unit="delivery"):
             reports = self._gather("sent", timeout=duration + drain + MARGIN_SECONDS)
         received: Counter[int] = Counter()
         errors: Counter[str] = Counter()
@@ -348,7 +349,7 @@ class Run:
             report["workers_cores_each"] = [
                 round(seconds / info["seconds"], 3) for seconds in info["per_worker"].values()
             ]
-            windows[name] = {**report, **info["machine"]}
+            windows[name] = {"unit": info["unit"], **report, **info["machine"]}
         worst_steal = max((w["steal_pct"] for w in windows.values()), default=0.0)
         return {
             "scenario": scenario,

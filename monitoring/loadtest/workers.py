@@ -32,6 +32,10 @@ DAPHNE_ARGS = (
     "10",
     "--websocket_timeout",
     "86400",
+    # Daphne drops a handshake the application has not accepted within 5 s by default; a burst
+    # of 2,000 clients takes two workers 10-20 s to accept here (docs/benchmarks.md).
+    "--websocket_connect_timeout",
+    "30",
 )
 
 
