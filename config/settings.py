@@ -141,14 +141,14 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = os.environ.get("REDIS_URL", "")
 REALTIME_KEY_PREFIX = os.environ.get("REALTIME_KEY_PREFIX", "collab:")
 # "pubsub" (RedisPubSubChannelLayer, the default) or "core" (RedisChannelLayer). Chosen by
-# measurement (docs/benchmarks.md, "Channel layer"): with two workers, pubsub spent about half the
-# server CPU per delivery of core, lost nothing where core lost messages and logged pool errors,
-# and keeps no group state in Redis that a crashed worker could leave behind.
+# measurement (docs/benchmarks.md, "Channel layer: the choice"): with two workers, pubsub spent
+# half the server CPU per delivery of core with a 3-6x lower p99, lost nothing at 500 msgs/s in
+# where core dropped 73 %, and keeps no group state in Redis that a dead worker leaves behind.
 REALTIME_CHANNEL_LAYER = os.environ.get("REALTIME_CHANNEL_LAYER", "pubsub")
 if REALTIME_CHANNEL_LAYER not in {"pubsub", "core"}:
     raise ImproperlyConfigured("REALTIME_CHANNEL_LAYER must be 'pubsub' or 'core'.")
 # Redis pools per worker process, sized in docs/benchmarks.md ("Bursts and pools"): 2,000 clients
-# connecting at once keep two workers' event loops saturated for 10-20 s on the benchmark machine,
+# connecting at once keep two workers' event loops saturated for 7-18 s on the benchmark machine,
 # so a command queues for a pooled connection (shared state: tickets, rate limits, the epoch)
 # rather than failing after a few seconds with "No connection available".
 REALTIME_REDIS_POOL_SIZE = env_int("REALTIME_REDIS_POOL_SIZE", 32)
@@ -160,7 +160,7 @@ if REDIS_URL:
         # channels-redis uses redis-py's non-blocking pool: past max_connections a command raises
         # MaxConnectionsError ("Too many connections"). The pubsub layer holds 2 connections per
         # worker; the core layer holds one per concurrent command, and redis-py's default of 100
-        # failed when 1,000 clients of one worker disconnected at once.
+        # failed when 1,000 clients (500 per worker) disconnected at once.
         "max_connections": env_int("REALTIME_LAYER_MAX_CONNECTIONS", 2000),
         # redis-py >= 8 reads with a 5 s socket timeout by default, exactly the core layer's
         # BZPOPMIN block (5 s): the receive then fails with "Timeout reading from ..." and the

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import time
 from array import array
 from collections import Counter
@@ -108,14 +109,15 @@ class Generator:
         start = time.monotonic()
         rate = self.plan.connect_rate
         self.first_attempt = start
+        # From the first client on: a paced connect phase can outlast the server's silence
+        # timeout (45 s), and a client that joined early must not be closed as silent (4408).
+        self._heartbeat = asyncio.create_task(self._heartbeat_forever())
         attempts = []
         for n, spec in enumerate(self.plan.clients):
             if rate > 0:
                 await _sleep_until(start + n / rate)
             attempts.append(asyncio.create_task(self._connect(spec)))
         await asyncio.gather(*attempts)
-        self.clients.sort(key=lambda c: c.spec.index)
-        self._heartbeat = asyncio.create_task(self._heartbeat_forever())
         return {
             "attempted": len(self.plan.clients),
             "established": len(self.clients),
@@ -271,6 +273,7 @@ def generator_main(conn: Any, plan: Plan) -> None:
 
 async def _serve(conn: Any, plan: Plan) -> None:
     generator = Generator(plan)
+    watchdog = asyncio.create_task(_exit_when_orphaned(os.getppid()))
     try:
         conn.send(("ready",))
         if await _next_message(conn, plan.deadline) != ("connect",):
@@ -284,8 +287,17 @@ async def _serve(conn: Any, plan: Plan) -> None:
                 break
         conn.send(("stopped", generator.stop_report()))
     finally:
+        watchdog.cancel()
         await generator.close_all()
         conn.close()
+
+
+async def _exit_when_orphaned(parent: int) -> None:
+    """A parent killed without cleanup leaves no generator behind: its sockets close with us."""
+    while True:
+        await asyncio.sleep(1)
+        if os.getppid() != parent:
+            os._exit(1)
 
 
 async def _next_message(conn: Any, deadline: float) -> tuple[Any, ...] | None:

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
+import threading
 from typing import Any
 
 from django.conf import settings
@@ -69,6 +71,17 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         self._check(options)
+        # SIGTERM (timeout, CI) unwinds like Ctrl-C, so spawned workers and generator processes
+        # are stopped by the context managers below instead of being orphaned.
+        main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt) if main_thread else None
+        try:
+            self._handle(options)
+        finally:
+            if main_thread:
+                signal.signal(signal.SIGTERM, previous)
+
+    def _handle(self, options: dict[str, Any]) -> None:
         if options["spawn"]:
             with daphne_workers(options["spawn"], env={}) as workers:
                 target = self._target(
@@ -139,6 +152,10 @@ class Command(BaseCommand):
                 drain=options["drain"],
             ),
         )
+
+
+def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _read(path: str) -> str:
