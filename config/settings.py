@@ -142,8 +142,8 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 REALTIME_KEY_PREFIX = os.environ.get("REALTIME_KEY_PREFIX", "collab:")
 # "pubsub" (RedisPubSubChannelLayer, the default) or "core" (RedisChannelLayer). Chosen by
 # measurement (docs/benchmarks.md, "Channel layer: the choice"): with two workers, pubsub spent
-# half the server CPU per delivery of core with a 3-6x lower p99, lost nothing at 500 msgs/s in
-# where core dropped 73 %, and keeps no group state in Redis that a dead worker leaves behind.
+# half the server CPU per delivery of core with a 3-14x lower p99, lost nothing at 500 msgs/s in
+# where core dropped 68 %, and keeps no group state in Redis that a dead worker leaves behind.
 REALTIME_CHANNEL_LAYER = os.environ.get("REALTIME_CHANNEL_LAYER", "pubsub")
 if REALTIME_CHANNEL_LAYER not in {"pubsub", "core"}:
     raise ImproperlyConfigured("REALTIME_CHANNEL_LAYER must be 'pubsub' or 'core'.")

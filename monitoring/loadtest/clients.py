@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import os
 import time
@@ -41,10 +42,11 @@ CLOSE_TIMEOUT = 10.0
 
 @dataclass(frozen=True, slots=True)
 class ClientSpec:
-    index: int  # global client number: also the order of the send schedule
+    index: int  # global client number
     url: str  # ws://host:port/ws/presence/?ticket=...
     room: str
     room_index: int
+    member: int  # position in its room
 
 
 @dataclass
@@ -81,8 +83,6 @@ def classify(error: BaseException) -> str:
     if isinstance(error, Refused):
         return str(error)
     if isinstance(error, OSError) and error.errno is not None:
-        import errno
-
         return "os_" + errno.errorcode.get(error.errno, str(error.errno))
     return type(error).__name__
 
@@ -137,7 +137,7 @@ class Generator:
                 welcome = json.loads(await ws.recv())
                 if welcome.get("type") != "session.welcome":
                     raise Refused(f"no_welcome_{welcome.get('type')}")
-                joined_at = time.monotonic()
+                welcomed_at = time.monotonic()  # connect_ms: TCP + upgrade + auth + welcome
                 join = {"id": "join", "type": "presence.room.join", "data": {"room": spec.room}}
                 ws.send_text(json.dumps(join))
                 reply = json.loads(await ws.recv())
@@ -148,7 +148,7 @@ class Generator:
             if ws is not None:
                 ws.abort()
             return
-        self.connect_ms.append((joined_at - started) * 1000)
+        self.connect_ms.append((welcomed_at - started) * 1000)
         self.last_established = time.monotonic()
         ws.on_message = self._on_frame
         self.clients.append(Client(spec, ws))
@@ -188,8 +188,9 @@ class Generator:
         self, t0: float, duration: float, rate: float, drain: float
     ) -> dict[str, Any]:
         """Send ``rate`` signals/s in total from this process's clients, round-robin in the
-        order (member, room) so consecutive signals go to different rooms and workers."""
-        senders = sorted(self.clients, key=lambda c: c.spec.index)
+        order (member, room): consecutive signals go to different rooms, as independent users'
+        would, instead of one room's members sending back to back."""
+        senders = sorted(self.clients, key=lambda c: (c.spec.member, c.spec.room_index))
         total = int(duration * rate) if senders else 0
         sent_ids, sent_rooms = array("q"), array("i")
         failed = 0

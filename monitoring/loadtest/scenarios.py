@@ -48,7 +48,9 @@ LOG_PROBLEMS = {
     "traceback": re.compile(r"^Traceback", re.M),
     "error": re.compile(r" (ERROR|CRITICAL) "),
     "over_capacity": re.compile(r"over capacity|ChannelFull"),
-    "redis_pool": re.compile(r"Too many connections|MaxConnectionsError|ConnectionError"),
+    "redis_pool": re.compile(
+        r"Too many connections|MaxConnectionsError|ConnectionError|Timeout (connecting|reading)"
+    ),
 }
 
 
@@ -214,7 +216,7 @@ class Run:
             room = i // self.members
             url = f"{urls[i % len(urls)]}?ticket={ticket}"
             per_proc[(i // len(urls)) % self.procs].append(
-                ClientSpec(i, url, ROOM_FORMAT.format(room), room)
+                ClientSpec(i, url, ROOM_FORMAT.format(room), room, i % self.members)
             )
         # Each phase has its own bound in the parent; this one only ends an orphaned child.
         deadline = time.monotonic() + self.connect_bound + ORPHAN_SECONDS
