@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import math
 import multiprocessing
-import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -32,6 +31,7 @@ from django.conf import settings
 
 from monitoring.loadtest import measure
 from monitoring.loadtest.clients import ClientSpec, Plan, generator_main
+from monitoring.loadtest.logs import scan_logs
 from monitoring.loadtest.users import load_user_ids, mint_tickets
 
 WS_PATH = "/ws/presence/"
@@ -42,16 +42,6 @@ CLOSE_SECONDS = 20.0  # for a child to close its sockets and exit after "stop"
 ORPHAN_SECONDS = 3 * 3600.0  # a child whose parent never says "stop" exits after this
 QUIET_SAMPLE_SECONDS = 1.0
 STEAL_LIMIT_PCT = 15.0  # DESIGN section 9: a window with more steal is run again
-
-# What a clean run never prints in a worker log.
-LOG_PROBLEMS = {
-    "traceback": re.compile(r"^Traceback", re.M),
-    "error": re.compile(r" (ERROR|CRITICAL) "),
-    "over_capacity": re.compile(r"over capacity|ChannelFull"),
-    "redis_pool": re.compile(
-        r"Too many connections|MaxConnectionsError|ConnectionError|Timeout (connecting|reading)"
-    ),
-}
 
 
 @dataclass
@@ -394,19 +384,3 @@ def layer_description() -> dict[str, Any]:
         "capacity": config.get("capacity"),
         "max_connections": host.get("max_connections") if isinstance(host, dict) else None,
     }
-
-
-def scan_logs(texts: list[str] | None) -> dict[str, Any] | None:
-    """Counts of the lines a clean run never logs, with a few examples."""
-    if texts is None:
-        return None
-    counts = {name: 0 for name in LOG_PROBLEMS}
-    examples: list[str] = []
-    for text in texts:
-        for line in text.splitlines():
-            for name, pattern in LOG_PROBLEMS.items():
-                if pattern.search(line):
-                    counts[name] += 1
-                    if len(examples) < 5:
-                        examples.append(line[:300])
-    return {**counts, "examples": examples}
