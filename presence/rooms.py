@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 
 from config.errors import AppError, ErrorCode
+from config.realtime.groups import group_name
 
 _ROOM = re.compile(r"^(?P<kind>[a-z][a-z_]{0,15})\.(?P<key>[A-Za-z0-9_-]{1,64})\Z")
 OPEN_KINDS = frozenset({"lobby"})
@@ -30,7 +31,7 @@ class Room:
 
     @property
     def group(self) -> str:
-        return f"presence.room.{self.name}"
+        return group_name("presence", "room", self.name)
 
 
 def parse_room(value: object) -> Room:
