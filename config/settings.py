@@ -218,10 +218,11 @@ REALTIME_TICKET_TTL_SECONDS = env_int("REALTIME_TICKET_TTL_SECONDS", 30)
 # Per user and message type, shared by all workers. A type not listed uses the default.
 REALTIME_RATE_DEFAULT = os.environ.get("REALTIME_RATE_DEFAULT", "600/min")
 REALTIME_RATES: dict[str, str] = {
-    # Clients beat every REALTIME_HEARTBEAT_SECONDS on each socket: room for ~30 sockets a user.
-    "session.heartbeat": "120/min",
     "presence.signal.send": os.environ.get("REALTIME_RATE_SIGNAL", "600/min"),
 }
+# Per connection, counted in the worker itself: for types that scale with sockets rather than
+# users. Clients beat every REALTIME_HEARTBEAT_SECONDS; this leaves room for 5x that.
+REALTIME_CONNECTION_RATES: dict[str, str] = {"session.heartbeat": "20/min"}
 # Rejections within one rate window after which the socket is closed (4429) as abusive.
 REALTIME_ABUSE_LIMIT = env_int("REALTIME_ABUSE_LIMIT", 50)
 

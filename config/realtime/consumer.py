@@ -50,7 +50,7 @@ from config.realtime.envelope import (
     peek_id,
 )
 from config.realtime.kv import get_store
-from config.realtime.ratelimit import Rate, parse_rate
+from config.realtime.ratelimit import Rate, WindowCounter, parse_rate
 from config.realtime.throttle import athrottle
 from monitoring import metrics
 
@@ -128,6 +128,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.strikes_since = 0.0
         self.registered = False
         self.closing = False
+        self.connection_counters: dict[str, WindowCounter] = {}
         if self.user is None or not self.user.is_authenticated:
             await self._refuse(CLOSE_UNAUTHENTICATED, "unauthenticated")
             return
@@ -248,7 +249,14 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         return {"server_time": time.time()}
 
     async def _check_rate(self, message_type: str) -> None:
-        decision = await athrottle(f"ws:{self.user.pk}:{message_type}", _rate_for(message_type))
+        connection_rate = settings.REALTIME_CONNECTION_RATES.get(message_type)
+        if connection_rate is not None:
+            # Limits on what scales with sockets, not users (heartbeats): counted here, with no
+            # Redis round trip on the idle path.
+            counter = self.connection_counters.setdefault(message_type, WindowCounter())
+            decision = counter.hit(_parse_rate(connection_rate), time.time())
+        else:
+            decision = await athrottle(f"ws:{self.user.pk}:{message_type}", _rate_for(message_type))
         if not decision.allowed:
             metrics.RATE_LIMITED.labels(channel="ws", action=message_type).inc()
             raise AppError(

@@ -113,3 +113,24 @@ def _retry_after(rate: Rate, window: Window, previous: int, current: int) -> flo
         # In the next window: current * (1 - t/period) + 1 <= limit + 1.
         wait += rate.period * (1.0 - rate.limit / current)
     return wait
+
+
+@dataclass(slots=True)
+class WindowCounter:
+    """The same sliding window kept in process, for limits that belong to one connection.
+
+    counter = WindowCounter()
+    counter.hit(parse_rate("20/min"), now=1000.0)   # Decision(allowed=True, retry_after=0.0)
+    """
+
+    window: int = 0
+    previous: int = 0
+    current: int = 0
+
+    def hit(self, rate: Rate, now: float) -> Decision:
+        window = window_at(now, rate.period)
+        if window.index != self.window:
+            self.previous = self.current if window.index == self.window + 1 else 0
+            self.current, self.window = 0, window.index
+        self.current += 1
+        return decide(rate, window, previous=self.previous, current=self.current)

@@ -242,10 +242,13 @@ async def test_out_of_range_numbers_get_an_error_frame(ws_user, open_ws, value, 
 async def test_a_rate_limited_command_gets_rate_limited_with_retry_after(
     ws_user, open_ws, settings
 ):
-    settings.REALTIME_RATES = {**settings.REALTIME_RATES, "session.heartbeat": "2/min"}
+    settings.REALTIME_RATES = {**settings.REALTIME_RATES, "presence.room.join": "2/min"}
     comm, _ = await open_ws(ws_user)
 
-    replies = [await request(comm, "session.heartbeat", id=f"h{n}") for n in range(3)]
+    replies = [
+        await request(comm, "presence.room.join", {"room": f"lobby.r{n}"}, id=f"j{n}")
+        for n in range(3)
+    ]
 
     assert [reply["type"] for reply in replies] == ["ack", "ack", "error"]
     error = replies[2]["error"]
@@ -255,20 +258,34 @@ async def test_a_rate_limited_command_gets_rate_limited_with_retry_after(
 
 
 async def test_rate_limits_are_per_user_and_per_type(ws_user, ws_other_user, open_ws, settings):
-    settings.REALTIME_RATES = {**settings.REALTIME_RATES, "session.heartbeat": "1/min"}
+    settings.REALTIME_RATES = {**settings.REALTIME_RATES, "presence.room.join": "1/min"}
     comm, _ = await open_ws(ws_user)
     other, _ = await open_ws(ws_other_user)
     same_user, _ = await open_ws(ws_user)
+    join = {"room": "lobby.r"}
+
+    assert (await request(comm, "presence.room.join", join))["type"] == "ack"
+    assert (await request(other, "presence.room.join", join))["type"] == "ack"
+    # Shared by all connections of one user: a second socket does not reset the count.
+    assert (await request(same_user, "presence.room.join", join))["error"]["code"] == (
+        "rate_limited"
+    )
+    assert (await request(comm, "session.heartbeat"))["type"] == "ack"
+
+
+async def test_heartbeats_are_limited_per_connection_not_per_user(ws_user, open_ws, settings):
+    settings.REALTIME_CONNECTION_RATES = {"session.heartbeat": "1/min"}
+    comm, _ = await open_ws(ws_user)
+    same_user, _ = await open_ws(ws_user)
 
     assert (await request(comm, "session.heartbeat"))["type"] == "ack"
-    assert (await request(other, "session.heartbeat"))["type"] == "ack"
-    # Shared by all connections of one user: a second socket does not reset the count.
-    assert (await request(same_user, "session.heartbeat"))["error"]["code"] == "rate_limited"
-    assert (await request(comm, "presence.room.join", {"room": "lobby.r"}))["type"] == "ack"
+    assert (await request(comm, "session.heartbeat"))["error"]["code"] == "rate_limited"
+    # Every tab beats on its own socket: one busy socket does not starve the others.
+    assert (await request(same_user, "session.heartbeat"))["type"] == "ack"
 
 
 async def test_a_client_that_keeps_hitting_the_limit_is_closed_4429(ws_user, open_ws, settings):
-    settings.REALTIME_RATES = {**settings.REALTIME_RATES, "session.heartbeat": "1/min"}
+    settings.REALTIME_CONNECTION_RATES = {"session.heartbeat": "1/min"}
     settings.REALTIME_ABUSE_LIMIT = 3
     comm, _ = await open_ws(ws_user)
     assert (await request(comm, "session.heartbeat"))["type"] == "ack"

@@ -19,6 +19,7 @@ from config.realtime.ratelimit import (
     Decision,
     Rate,
     Window,
+    WindowCounter,
     decide,
     estimate,
     parse_rate,
@@ -331,3 +332,34 @@ def test_refused_hits_say_how_long_to_wait_and_allowed_ones_say_zero(
     else:
         assert decision.retry_after > 0
         assert math.isfinite(decision.retry_after)
+
+
+def test_window_counter_allows_the_limit_then_refuses_until_the_window_slides():
+    rate = parse_rate("3/10s")
+    counter = WindowCounter()
+
+    decisions = [counter.hit(rate, now=100.0 + n * 0.1) for n in range(4)]
+
+    assert [d.allowed for d in decisions] == [True, True, True, False]
+    later = 100.3 + decisions[3].retry_after
+    assert counter.hit(rate, now=later).allowed
+
+
+@given(
+    gaps=st.lists(st.floats(min_value=0, max_value=30, allow_nan=False), min_size=1, max_size=60)
+)
+def test_window_counter_decides_as_the_shared_counter_would(gaps):
+    """In process or in Redis, one connection's hits get the same decisions."""
+    rate = parse_rate("5/10s")
+    counter, counts, now = WindowCounter(), {}, 1_000.0
+    for gap in gaps:
+        now += gap
+        window = window_at(now, rate.period)
+        counts[window.index] = counts.get(window.index, 0) + 1
+        shared = decide(
+            rate,
+            window,
+            previous=counts.get(window.index - 1, 0),
+            current=counts[window.index],
+        )
+        assert counter.hit(rate, now) == shared
