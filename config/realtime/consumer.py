@@ -73,10 +73,7 @@ def command(message_type: str) -> Callable[[Handler], Handler]:
 
 
 def _rate_for(message_type: str) -> Rate:
-    return _parse_rate(settings.REALTIME_RATES.get(message_type, settings.REALTIME_RATE_DEFAULT))
-
-
-_parse_rate = cache(parse_rate)
+    return parse_rate(settings.REALTIME_RATES.get(message_type, settings.REALTIME_RATE_DEFAULT))
 
 
 @cache
@@ -124,8 +121,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.user = self.scope.get("user")
         self.joined_groups: set[str] = set()
         self.connection_id = uuid.uuid4().hex[:16]
-        self.strikes = 0
-        self.strikes_since = 0.0
+        self.strikes = WindowCounter()
         self.registered = False
         self.closing = False
         self.connection_counters: dict[str, WindowCounter] = {}
@@ -254,7 +250,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             # Limits on what scales with sockets, not users (heartbeats): counted here, with no
             # Redis round trip on the idle path.
             counter = self.connection_counters.setdefault(message_type, WindowCounter())
-            decision = counter.hit(_parse_rate(connection_rate), time.time())
+            decision = counter.hit(parse_rate(connection_rate), time.time())
         else:
             decision = await athrottle(f"ws:{self.user.pk}:{message_type}", _rate_for(message_type))
         if not decision.allowed:
@@ -274,11 +270,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
 
     async def _strike(self, code: ErrorCode) -> None:
         """Count bad or over-limit frames; a client that keeps at it is disconnected."""
-        now = time.monotonic()
-        if now - self.strikes_since > 60:
-            self.strikes, self.strikes_since = 0, now
-        self.strikes += 1
-        if self.strikes > settings.REALTIME_ABUSE_LIMIT:
+        abuse_rate = Rate(limit=settings.REALTIME_ABUSE_LIMIT, period=60.0)
+        if not self.strikes.hit(abuse_rate, time.time()).allowed:
             limited = code is ErrorCode.RATE_LIMITED
             await self.close(code=CLOSE_RATE_LIMITED if limited else CLOSE_POLICY_VIOLATION)
 

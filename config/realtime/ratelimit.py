@@ -19,6 +19,7 @@ paces hits to the edge of each decision can fit up to ``2 * limit`` hits in one 
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -56,6 +57,7 @@ class Decision:
     retry_after: float  # seconds until a hit would be allowed again; 0 when allowed
 
 
+@functools.cache  # rates come from settings: a handful of strings, parsed once each
 def parse_rate(text: str) -> Rate:
     """Parse "120/min", "5/10s", "1000/h". Raises ValueError with a readable message."""
     match = _RATE.match(text.lower())
