@@ -42,6 +42,17 @@ def env_int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name} must be an integer, not {value!r}.") from None
 
 
+def env_caps(name: str) -> dict[str, int]:
+    """``"lobby=500,document=50"`` as ``{"lobby": 500, "document": 50}``."""
+    caps = {}
+    for item in env_list(name, []):
+        kind, _, value = item.partition("=")
+        if not value.strip().isdigit() or int(value) < 1:
+            raise ImproperlyConfigured(f"{name}: {item!r} is not kind=positive integer.")
+        caps[kind.strip()] = int(value)
+    return caps
+
+
 DEBUG = env_bool("DJANGO_DEBUG", False)
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
 if not SECRET_KEY:
@@ -225,6 +236,20 @@ REALTIME_RATES: dict[str, str] = {
 REALTIME_CONNECTION_RATES: dict[str, str] = {"session.heartbeat": "20/min"}
 # Rejections within one rate window after which the socket is closed (4429) as abusive.
 REALTIME_ABUSE_LIMIT = env_int("REALTIME_ABUSE_LIMIT", 50)
+
+# --- Presence (DESIGN section 7) -------------------------------------------------------------
+# Every connection's presence entry lapses this long after its worker last refreshed it (the
+# worker refreshes a third of the way through), so a worker killed with kill -9 shows its users
+# offline within PRESENCE_TTL_SECONDS + PRESENCE_REAP_SECONDS.
+PRESENCE_TTL_SECONDS = env_int("PRESENCE_TTL_SECONDS", 30)
+PRESENCE_REAP_SECONDS = env_int("PRESENCE_REAP_SECONDS", 5)
+# A user with no input on any connection for this long shows as away.
+PRESENCE_AWAY_SECONDS = env_int("PRESENCE_AWAY_SECONDS", 300)
+# Users a room of a kind may hold at once, e.g. "lobby=500,document=50"; kinds not listed: no cap.
+PRESENCE_ROOM_CAPS = env_caps("PRESENCE_ROOM_CAPS")
+PRESENCE_MAX_WATCHED = env_int("PRESENCE_MAX_WATCHED", 200)
+# Built for every WebSocket connection of every app: it makes the connection count in presence.
+REALTIME_PRESENCE_TRACKER = "presence.tracking.ConnectionPresence"
 
 # --- REST ----------------------------------------------------------------------------------------
 REST_FRAMEWORK = {

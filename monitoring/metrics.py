@@ -35,3 +35,17 @@ HANDLER_SECONDS = Histogram(
     ["app", "type"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
+PRESENCE_CONNECTIONS = Gauge(
+    "collab_presence_connections", "Connections this worker keeps present (all apps)."
+)
+PRESENCE_USERS = Gauge(
+    "collab_presence_users", "Distinct users with at least one connection on this worker."
+)
+PRESENCE_TRANSITIONS = Counter(
+    "collab_presence_transitions_total",
+    "Presence changes published, by what caused them.",
+    ["cause"],
+)
+PRESENCE_REAPED = Counter(
+    "collab_presence_reaped_total", "Connections dropped because their worker stopped refreshing."
+)

@@ -1,1 +1,8 @@
-urlpatterns: list = []  # this app's REST routes arrive with its issue
+from django.urls import path
+
+from presence.views import RoomPresenceView, UsersPresenceView
+
+urlpatterns = [
+    path("users/", UsersPresenceView.as_view(), name="presence-users"),
+    path("rooms/<str:room>/", RoomPresenceView.as_view(), name="presence-room"),
+]

@@ -49,6 +49,16 @@ async def abroadcast(
     *,
     stream: str | None = None,
     seq: int | None = None,
+    dedupe: bool = False,
 ) -> None:
-    """From async code, for soft state with nothing to commit (signals, typing, cursors)."""
-    await get_channel_layer().group_send(group, _layer_message(event_type, data, stream, seq))
+    """From async code, for soft state with nothing to commit (signals, typing, cursors).
+
+    With ``dedupe`` a socket that receives the same ``(stream, seq)`` through several groups
+    sends it once, and never sends a lower ``seq`` of that stream after a higher one.
+    """
+    message = _layer_message(event_type, data, stream, seq)
+    if dedupe:
+        if stream is None or seq is None:
+            raise ValueError("dedupe needs a stream and a seq")
+        message["dedupe"] = [stream, seq]
+    await get_channel_layer().group_send(group, message)

@@ -25,11 +25,12 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from functools import cache
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.utils.module_loading import import_string
 
 from config.errors import (
     CLOSE_FORBIDDEN,
@@ -59,7 +60,23 @@ log = logging.getLogger(__name__)
 Handler = Callable[[Any, dict[str, Any]], Awaitable[dict[str, Any] | None]]
 # WebSocket close code for a client that keeps sending unusable frames (RFC 6455 policy).
 CLOSE_POLICY_VIOLATION = 1008
+# Streams whose last seq a socket remembers to drop duplicate broadcasts (a bound on memory).
+MAX_TRACKED_STREAMS = 2000
 _CLOSE_FOR_CODE = {ErrorCode.NOT_FOUND: CLOSE_NOT_FOUND, ErrorCode.FORBIDDEN: CLOSE_FORBIDDEN}
+
+
+@cache
+def _presence_tracker() -> Callable[[Any, str], PresenceTracker]:
+    # Named in settings, not imported: config.realtime imports no app (DESIGN section 3).
+    return import_string(settings.REALTIME_PRESENCE_TRACKER)
+
+
+class PresenceTracker(Protocol):
+    """What the base consumer needs of presence (presence.tracking.ConnectionPresence)."""
+
+    async def opened(self) -> None: ...
+    async def input(self) -> None: ...
+    async def closed(self) -> None: ...
 
 
 def command(message_type: str) -> Callable[[Handler], Handler]:
@@ -125,6 +142,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.registered = False
         self.closing = False
         self.connection_counters: dict[str, WindowCounter] = {}
+        self.last_seq: dict[str, int] = {}
         if self.user is None or not self.user.is_authenticated:
             await self._refuse(CLOSE_UNAUTHENTICATED, "unauthenticated")
             return
@@ -148,8 +166,10 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.registered = True
         metrics.WS_CONNECTS.labels(app=self.app, outcome="accepted").inc()
         metrics.WS_CONNECTIONS.labels(app=self.app).inc()
+        self.presence = _presence_tracker()(self.user, self.connection_id)
         await self.send_frame("welcome", encode_event("session.welcome", await self._welcome()))
         try:
+            await self.presence.opened()
             await self.on_connect()
         except AppError as error:
             await self.close(code=_CLOSE_FOR_CODE.get(error.code, CLOSE_FORBIDDEN))
@@ -185,6 +205,10 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 await self.on_disconnect(message.get("code", 1000))
             except Exception:
                 log.exception("%s.on_disconnect failed", type(self).__name__)
+            try:
+                await self.presence.closed()
+            except Exception:  # the entry lapses by itself within the presence TTL
+                log.warning("dropping the presence of a closed connection failed", exc_info=True)
             for group in list(self.joined_groups):
                 await self.leave_group(group)
         raise StopConsumer()
@@ -200,7 +224,19 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
 
     async def realtime_frame(self, message: dict[str, Any]) -> None:
         """A frame broadcast to a group we are in: already encoded, sent as it is."""
+        if "dedupe" in message and self._seen_before(*message["dedupe"]):
+            return
         await self.send_frame("event", message["frame"])
+
+    def _seen_before(self, stream: str, seq: int) -> bool:
+        last = self.last_seq.get(stream)
+        if last is not None and seq <= last:
+            return True
+        self.last_seq.pop(stream, None)  # re-inserted last: the oldest stream is evicted first
+        self.last_seq[stream] = seq
+        if len(self.last_seq) > MAX_TRACKED_STREAMS:
+            del self.last_seq[next(iter(self.last_seq))]
+        return False
 
     # --- client frames -----------------------------------------------------------------------
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
@@ -224,6 +260,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 raise AppError(ErrorCode.UNKNOWN_TYPE, f"Unknown message type {parsed.type!r}.")
             metrics.WS_MESSAGES_IN.labels(app=self.app, type=parsed.type).inc()
             await self._check_rate(parsed.type)
+            if parsed.type != "session.heartbeat":
+                await self.presence.input()
             result = await handler(self, parsed.data)
             if command_id is not None:
                 await self.send_frame("ack", encode_ack(command_id, result))
@@ -242,6 +280,12 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     @command("session.heartbeat")
     async def on_heartbeat(self, data: dict[str, Any]) -> dict[str, Any]:
         # Receiving it already refreshed last_seen; the reply lets clients measure round trips.
+        # "active": the user gave input since the last beat (clients detect idleness).
+        active = data.get("active", False)
+        if not isinstance(active, bool):
+            raise AppError(ErrorCode.INVALID, "'active' must be true or false.")
+        if active:
+            await self.presence.input()
         return {"server_time": time.time()}
 
     async def _check_rate(self, message_type: str) -> None:

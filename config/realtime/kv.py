@@ -49,7 +49,7 @@ class RedisStore:
             weakref.WeakKeyDictionary()
         )
 
-    def _aclient(self) -> aredis.Redis:
+    def aclient(self) -> aredis.Redis:
         loop = asyncio.get_running_loop()
         client = self._async.get(loop)
         if client is None:
@@ -86,7 +86,7 @@ class RedisStore:
         return int(previous or 0), int(current)
 
     async def ahit(self, key: str, *, window: int, period: float) -> tuple[int, int]:
-        pipe = self._hit_pipeline(self._aclient().pipeline(transaction=False), key, window, period)
+        pipe = self._hit_pipeline(self.aclient().pipeline(transaction=False), key, window, period)
         current, _, previous = await pipe.execute()
         return int(previous or 0), int(current)
 
@@ -97,12 +97,12 @@ class RedisStore:
         return self._sync.getdel(self._key(key))
 
     async def atake(self, key: str) -> str | None:
-        return await self._aclient().getdel(self._key(key))
+        return await self.aclient().getdel(self._key(key))
 
     async def aepoch(self) -> str:
         # The epoch key is never expired, so it disappears only when Redis lost its data: a new
         # epoch tells clients that groups and presence were forgotten and they must resync.
-        client = self._aclient()
+        client = self.aclient()
         await client.set(self._key(EPOCH_KEY), uuid.uuid4().hex[:12], nx=True)
         return await client.get(self._key(EPOCH_KEY)) or ""
 

@@ -67,3 +67,24 @@ async def close_code(comm: WebsocketCommunicator, within: float = TIMEOUT) -> in
         message = await comm.receive_output(timeout=within)
         if message["type"] == "websocket.close":
             return message.get("code", 1000)
+
+
+async def drain(comm: WebsocketCommunicator, quiet: float = 0.3) -> list[dict[str, Any]]:
+    """Every frame until none arrives for ``quiet`` seconds."""
+    frames = []
+    while not await comm.receive_nothing(timeout=quiet):
+        frames.append(await receive(comm))
+    return frames
+
+
+async def next_of(comm: WebsocketCommunicator, type_: str) -> dict[str, Any]:
+    """The next frame of this type, skipping any others."""
+    while True:
+        frame = await receive(comm)
+        if frame["type"] == type_:
+            return frame
+
+
+async def none_of(comm: WebsocketCommunicator, type_: str, within: float = 0.5) -> bool:
+    """True when no frame of this type arrives within ``within`` seconds."""
+    return all(frame["type"] != type_ for frame in await drain(comm, quiet=within))

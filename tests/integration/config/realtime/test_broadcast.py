@@ -13,7 +13,7 @@ from django.db import transaction
 
 from config.realtime.broadcast import abroadcast, broadcast_on_commit
 from presence.rooms import parse_room
-from tests.integration.ws import receive, request
+from tests.integration.ws import drain, receive, request
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -22,6 +22,7 @@ async def listener(open_ws, user, room_name: str):
     comm, _ = await open_ws(user)
     reply = await request(comm, "presence.room.join", {"room": room_name})
     assert reply["type"] == "ack", reply
+    await drain(comm)  # the room hears of our arrival; these tests listen for their own frames
     return comm, parse_room(room_name).group
 
 
@@ -109,6 +110,7 @@ async def test_broadcasts_of_one_process_arrive_in_commit_order(ws_user, open_ws
 async def test_abroadcast_sends_at_once_to_every_member(ws_user, ws_other_user, open_ws):
     first, group = await listener(open_ws, ws_user, "lobby.now")
     second, _ = await listener(open_ws, ws_other_user, "lobby.now")
+    await drain(first)  # the second member's arrival
 
     await abroadcast(group, "test.signal.sent", {"x": 1})
 

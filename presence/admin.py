@@ -1,0 +1,37 @@
+"""The admin's live presence page: who is connected now, read-only, from the presence store."""
+
+from __future__ import annotations
+
+from asgiref.sync import async_to_sync
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest
+from django.template.response import TemplateResponse
+
+from presence.models import LivePresence
+from presence.services import presence_overview
+
+
+@admin.register(LivePresence)
+class LivePresenceAdmin(admin.ModelAdmin):
+    # Soft state has nothing to add, change or delete: staff can only look.
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None):  # type: ignore[override]
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Live presence",
+            "rows": async_to_sync(presence_overview)(),
+            **(extra_context or {}),
+        }
+        return TemplateResponse(request, "admin/presence/live.html", context)

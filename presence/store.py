@@ -1,0 +1,401 @@
+"""Where presence lives: Redis for N workers, process memory for the embedded default.
+
+Both backends keep the same four things, and one test suite runs against both
+(tests/integration/presence/test_store.py):
+
+- each user's live connections (``ConnectionState`` per connection id) and their ``Choice``;
+- the view last published for each user, with its version (what observers were last told);
+- a liveness index of every connection, ``"<user>:<connection>"`` scored by when it lapses,
+  refreshed in bulk by the worker that holds the socket;
+- per room, the same members scored the same way.
+
+A worker killed without running ``disconnect`` stops refreshing; its connections lapse, and
+any other worker's reaper claims them (each exactly once), drops them, and publishes.
+
+    store = get_presence_store()
+    await store.save_connection(7, "c1", connection, expires=now + 30)
+    change = await store.publish(7, decide, now=now)   # (before, after, version) or None
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from redis.exceptions import WatchError
+
+from config.realtime.kv import RedisStore, get_store
+from presence.state import (
+    Choice,
+    ConnectionState,
+    PublicView,
+    dump_connection,
+    dump_view,
+    load_connection,
+    load_view,
+    next_version,
+)
+
+Member = tuple[int, str]  # (user id, connection id)
+Decide = Callable[[dict[str, ConnectionState], Choice], PublicView]
+Published = tuple[PublicView, PublicView, int]  # before, after, version of after
+# A user's choice and published view outlive their connections by this much, so "invisible"
+# still holds when they come back tomorrow.
+USER_KEEP_SECONDS = 30 * 86400
+CHOICE_FIELD = "choice"
+CONNECTION_FIELD = "c:"
+
+
+def member_key(member: Member) -> str:
+    return f"{member[0]}:{member[1]}"
+
+
+def parse_member(text: str) -> Member:
+    user, _, connection = text.partition(":")
+    return int(user), connection
+
+
+class PresenceStore(Protocol):
+    async def save_connection(
+        self, user_id: int, connection_id: str, connection: ConnectionState, *, expires: float
+    ) -> None:
+        """Write one connection (its rooms included) and mark it live until ``expires``."""
+
+    async def enter_room(
+        self, member: Member, room: str, *, cap: int | None, expires: float, now: float
+    ) -> bool:
+        """Add to the room's index; False, changing nothing, when ``cap`` users are already in."""
+
+    async def leave_room(self, member: Member, room: str) -> None: ...
+
+    async def drop_connection(self, member: Member) -> None:
+        """Forget a connection that closed: its entry, liveness and rooms."""
+
+    async def refresh(
+        self, members: Sequence[Member], rooms: Mapping[str, Sequence[Member]], *, expires: float
+    ) -> list[Member]:
+        """Keep live connections live; returns those that had lapsed (a reaper took them)."""
+
+    async def claim_expired(self, *, now: float, limit: int = 500) -> list[Member]:
+        """Drop connections that lapsed; each is returned to exactly one caller."""
+
+    async def publish(self, user_id: int, decide: Decide, *, now: float) -> Published | None:
+        """Store ``decide(connections, choice)`` if it differs from the stored view, atomically:
+        of two workers deciding the same transition, one publishes and the other gets None."""
+
+    async def set_choice(self, user_id: int, choice: Choice) -> None: ...
+
+    async def user(self, user_id: int) -> tuple[dict[str, ConnectionState], Choice]: ...
+
+    async def views(self, user_ids: Iterable[int]) -> dict[int, PublicView]: ...
+
+    async def room_user_ids(self, room: str, *, now: float) -> set[int]: ...
+
+    async def online_user_ids(self, *, now: float) -> set[int]: ...
+
+
+# --- Redis ---------------------------------------------------------------------------------------
+
+# Claim (or drop) a connection and everything that names it, atomically: a worker that comes
+# back from a stall and re-saves its connection cannot interleave with a half-done drop.
+# Room keys are derived inside the script, so this needs one Redis (or Sentinel), not Cluster.
+_DROP = """
+local removed = redis.call('ZREM', KEYS[1], ARGV[1])
+if ARGV[4] == 'claim' and removed == 0 then return false end
+local text = redis.call('HGET', KEYS[2], ARGV[2])
+if not text then return '' end
+redis.call('HDEL', KEYS[2], ARGV[2])
+for room, _ in pairs(cjson.decode(text)['rooms']) do
+  redis.call('ZREM', ARGV[3] .. room, ARGV[1])
+end
+return text
+"""
+
+# Enter a room unless it already holds ``cap`` other users: counting and adding in one step,
+# so two workers admitting the last two joiners at once cannot overfill it.
+_ENTER = """
+local cap = tonumber(ARGV[4])
+if cap > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[3])
+  local users, count, present = {}, 0, false
+  for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+    local user = string.match(member, '^(%d+):')
+    if user == ARGV[5] then present = true end
+    if not users[user] then users[user] = true; count = count + 1 end
+  end
+  if not present and count >= cap then return 0 end
+end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+return 1
+"""
+
+
+class RedisPresenceStore:
+    def __init__(self, store: RedisStore, prefix: str) -> None:
+        self._store = store
+        self.prefix = prefix
+
+    def _user(self, user_id: int) -> str:
+        return f"{self.prefix}user:{user_id}"
+
+    def _view(self, user_id: int) -> str:
+        return f"{self.prefix}view:{user_id}"
+
+    def _room(self, room: str) -> str:
+        return f"{self.prefix}room:{room}"
+
+    @property
+    def _live(self) -> str:
+        return f"{self.prefix}live"
+
+    async def save_connection(
+        self, user_id: int, connection_id: str, connection: ConnectionState, *, expires: float
+    ) -> None:
+        member, user_key = member_key((user_id, connection_id)), self._user(user_id)
+        pipe = self._store.aclient().pipeline(transaction=False)
+        pipe.hset(user_key, CONNECTION_FIELD + connection_id, dump_connection(connection))
+        pipe.expire(user_key, USER_KEEP_SECONDS)
+        pipe.zadd(self._live, {member: expires})
+        for room in connection.rooms:
+            pipe.zadd(self._room(room), {member: expires})
+        await pipe.execute()
+
+    async def enter_room(
+        self, member: Member, room: str, *, cap: int | None, expires: float, now: float
+    ) -> bool:
+        client = self._store.aclient()
+        args = [member_key(member), expires, now, cap or 0, str(member[0])]
+        return bool(await client.eval(_ENTER, 1, self._room(room), *args))
+
+    async def leave_room(self, member: Member, room: str) -> None:
+        await self._store.aclient().zrem(self._room(room), member_key(member))
+
+    async def _remove(self, member: Member, mode: str) -> bool:
+        keys = [self._live, self._user(member[0])]
+        args = [member_key(member), CONNECTION_FIELD + member[1], self._room(""), mode]
+        return await self._store.aclient().eval(_DROP, 2, *keys, *args) is not None
+
+    async def drop_connection(self, member: Member) -> None:
+        await self._remove(member, "drop")
+
+    async def refresh(
+        self, members: Sequence[Member], rooms: Mapping[str, Sequence[Member]], *, expires: float
+    ) -> list[Member]:
+        if not members:
+            return []
+        keys = [member_key(m) for m in members]
+        pipe = self._store.aclient().pipeline(transaction=False)
+        pipe.zmscore(self._live, keys)
+        pipe.zadd(self._live, dict.fromkeys(keys, expires))
+        for room, in_room in rooms.items():
+            pipe.zadd(self._room(room), {member_key(m): expires for m in in_room})
+        for user_id in {m[0] for m in members}:
+            pipe.expire(self._user(user_id), USER_KEEP_SECONDS)
+        scores = (await pipe.execute())[0]
+        return [m for m, score in zip(members, scores, strict=True) if score is None]
+
+    async def claim_expired(self, *, now: float, limit: int = 500) -> list[Member]:
+        client = self._store.aclient()
+        lapsed = await client.zrangebyscore(self._live, "-inf", now, start=0, num=limit)
+        claimed = []
+        for text in lapsed:
+            member = parse_member(text)
+            if await self._remove(member, "claim"):
+                claimed.append(member)
+        return claimed
+
+    async def publish(self, user_id: int, decide: Decide, *, now: float) -> Published | None:
+        user_key, view_key = self._user(user_id), self._view(user_id)
+        async with self._store.aclient().pipeline(transaction=True) as pipe:
+            # Optimistic: if any connection of this user changes while we decide, decide again.
+            for _ in range(20):
+                try:
+                    await pipe.watch(user_key, view_key)
+                    connections, choice = _parse_user(await pipe.hgetall(user_key))
+                    before, version = load_view(await pipe.get(view_key))
+                    after = decide(connections, choice)
+                    if after == before:
+                        await pipe.unwatch()
+                        return None
+                    version = next_version(version, now)
+                    pipe.multi()
+                    pipe.set(view_key, dump_view(after, version), ex=USER_KEEP_SECONDS)
+                    await pipe.execute()
+                    return before, after, version
+                except WatchError:
+                    continue
+        raise RuntimeError(f"presence of user {user_id} kept changing while publishing")
+
+    async def set_choice(self, user_id: int, choice: Choice) -> None:
+        pipe = self._store.aclient().pipeline(transaction=False)
+        pipe.hset(self._user(user_id), CHOICE_FIELD, choice.value)
+        pipe.expire(self._user(user_id), USER_KEEP_SECONDS)
+        await pipe.execute()
+
+    async def user(self, user_id: int) -> tuple[dict[str, ConnectionState], Choice]:
+        return _parse_user(await self._store.aclient().hgetall(self._user(user_id)))
+
+    async def views(self, user_ids: Iterable[int]) -> dict[int, PublicView]:
+        ids = list(user_ids)
+        if not ids:
+            return {}
+        texts = await self._store.aclient().mget([self._view(i) for i in ids])
+        return {i: load_view(text)[0] for i, text in zip(ids, texts, strict=True)}
+
+    async def room_user_ids(self, room: str, *, now: float) -> set[int]:
+        members = await self._store.aclient().zrangebyscore(self._room(room), now, "+inf")
+        return {parse_member(m)[0] for m in members}
+
+    async def online_user_ids(self, *, now: float) -> set[int]:
+        members = await self._store.aclient().zrangebyscore(self._live, now, "+inf")
+        return {parse_member(m)[0] for m in members}
+
+
+def _parse_user(fields: Mapping[str, str]) -> tuple[dict[str, ConnectionState], Choice]:
+    connections = {
+        name.removeprefix(CONNECTION_FIELD): load_connection(text)
+        for name, text in fields.items()
+        if name.startswith(CONNECTION_FIELD)
+    }
+    return connections, Choice(fields.get(CHOICE_FIELD, Choice.ONLINE))
+
+
+# --- process memory ------------------------------------------------------------------------------
+
+
+@dataclass
+class _User:
+    connections: dict[str, ConnectionState] = field(default_factory=dict)
+    choice: Choice = Choice.ONLINE
+    view: PublicView | None = None
+    version: int = 0
+
+
+class MemoryPresenceStore:
+    """One process's presence. A lock, not the event loop, guards it: REST reads from threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users: dict[int, _User] = {}
+        self._live: dict[Member, float] = {}
+        self._rooms: dict[str, dict[Member, float]] = {}
+
+    def _user(self, user_id: int) -> _User:
+        return self._users.setdefault(user_id, _User())
+
+    async def save_connection(
+        self, user_id: int, connection_id: str, connection: ConnectionState, *, expires: float
+    ) -> None:
+        member = (user_id, connection_id)
+        with self._lock:
+            self._user(user_id).connections[connection_id] = connection
+            self._live[member] = expires
+            for room in connection.rooms:
+                self._rooms.setdefault(room, {})[member] = expires
+
+    async def enter_room(
+        self, member: Member, room: str, *, cap: int | None, expires: float, now: float
+    ) -> bool:
+        with self._lock:
+            entries = self._rooms.setdefault(room, {})
+            for lapsed in [m for m, until in entries.items() if until < now]:
+                del entries[lapsed]
+            users = {user_id for user_id, _ in entries}
+            if cap and member[0] not in users and len(users) >= cap:
+                return False
+            entries[member] = expires
+            return True
+
+    async def leave_room(self, member: Member, room: str) -> None:
+        with self._lock:
+            self._leave(member, room)
+
+    def _leave(self, member: Member, room: str) -> None:
+        entries = self._rooms.get(room, {})
+        entries.pop(member, None)
+        if not entries:
+            self._rooms.pop(room, None)
+
+    def _remove(self, member: Member) -> None:
+        self._live.pop(member, None)
+        user = self._users.get(member[0])
+        connection = user.connections.pop(member[1], None) if user else None
+        for room in connection.rooms if connection else ():
+            self._leave(member, room)
+
+    async def drop_connection(self, member: Member) -> None:
+        with self._lock:
+            self._remove(member)
+
+    async def refresh(
+        self, members: Sequence[Member], rooms: Mapping[str, Sequence[Member]], *, expires: float
+    ) -> list[Member]:
+        with self._lock:
+            lapsed = [m for m in members if m not in self._live]
+            self._live.update(dict.fromkeys(members, expires))
+            for room, in_room in rooms.items():
+                self._rooms.setdefault(room, {}).update(dict.fromkeys(in_room, expires))
+        return lapsed
+
+    async def claim_expired(self, *, now: float, limit: int = 500) -> list[Member]:
+        with self._lock:
+            lapsed = [m for m, until in self._live.items() if until <= now][:limit]
+            for member in lapsed:
+                self._remove(member)
+        return lapsed
+
+    async def publish(self, user_id: int, decide: Decide, *, now: float) -> Published | None:
+        with self._lock:
+            user = self._user(user_id)
+            before = user.view if user.view is not None else load_view(None)[0]
+            after = decide(dict(user.connections), user.choice)
+            if after == before:
+                return None
+            user.view, user.version = after, next_version(user.version, now)
+            return before, after, user.version
+
+    async def set_choice(self, user_id: int, choice: Choice) -> None:
+        with self._lock:
+            self._user(user_id).choice = choice
+
+    async def user(self, user_id: int) -> tuple[dict[str, ConnectionState], Choice]:
+        with self._lock:
+            user = self._users.get(user_id) or _User()
+            return dict(user.connections), user.choice
+
+    async def views(self, user_ids: Iterable[int]) -> dict[int, PublicView]:
+        with self._lock:
+            found = {i: self._users.get(i) for i in user_ids}
+        offline = load_view(None)[0]
+        return {i: (u.view if u and u.view else offline) for i, u in found.items()}
+
+    async def room_user_ids(self, room: str, *, now: float) -> set[int]:
+        with self._lock:
+            entries = dict(self._rooms.get(room, {}))
+        return {user_id for (user_id, _), until in entries.items() if until >= now}
+
+    async def online_user_ids(self, *, now: float) -> set[int]:
+        with self._lock:
+            return {user_id for (user_id, _), until in self._live.items() if until >= now}
+
+
+_store: PresenceStore | None = None
+_built_for: object = None
+_store_lock = threading.Lock()
+
+
+def get_presence_store() -> PresenceStore:
+    """The backend that matches the shared store: Redis when ``REDIS_URL`` is set."""
+    global _store, _built_for
+    shared = get_store()
+    with _store_lock:
+        # Rebuilt whenever the shared store is (tests switch settings with kv.reset_store()).
+        if _store is None or _built_for is not shared:
+            if isinstance(shared, RedisStore):
+                _store = RedisPresenceStore(shared, shared.prefix + "presence:")
+            else:
+                _store = MemoryPresenceStore()
+            _built_for = shared
+    return _store
