@@ -102,8 +102,12 @@ class PresenceStore(Protocol):
 # back from a stall and re-saves its connection cannot interleave with a half-done drop.
 # Room keys are derived inside the script, so this needs one Redis (or Sentinel), not Cluster.
 _DROP = """
-local removed = redis.call('ZREM', KEYS[1], ARGV[1])
-if ARGV[4] == 'claim' and removed == 0 then return false end
+if ARGV[4] == 'claim' then
+  -- Only while still lapsed: a refresh may have landed since the reaper listed it.
+  local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+  if not score or tonumber(score) > tonumber(ARGV[5]) then return false end
+end
+redis.call('ZREM', KEYS[1], ARGV[1])
 local text = redis.call('HGET', KEYS[2], ARGV[2])
 if not text then return '' end
 redis.call('HDEL', KEYS[2], ARGV[2])
@@ -172,9 +176,9 @@ class RedisPresenceStore:
     async def leave_room(self, member: Member, room: str) -> None:
         await self._store.aclient().zrem(self._room(room), member_key(member))
 
-    async def _remove(self, member: Member, mode: str) -> bool:
+    async def _remove(self, member: Member, mode: str, now: float = 0.0) -> bool:
         keys = [self._live, self._user(member[0])]
-        args = [member_key(member), CONNECTION_FIELD + member[1], self._room(""), mode]
+        args = [member_key(member), CONNECTION_FIELD + member[1], self._room(""), mode, now]
         return await self._store.aclient().eval(_DROP, 2, *keys, *args) is not None
 
     async def drop_connection(self, member: Member) -> None:
@@ -202,7 +206,7 @@ class RedisPresenceStore:
         claimed = []
         for text in lapsed:
             member = parse_member(text)
-            if await self._remove(member, "claim"):
+            if await self._remove(member, "claim", now):
                 claimed.append(member)
         return claimed
 
@@ -354,6 +358,10 @@ class MemoryPresenceStore:
             if after == before:
                 return None
             user.view, user.version = after, next_version(user.version, now)
+            if not user.connections and user.choice is Choice.ONLINE:
+                # Gone and nothing to remember: a process that runs for months must not keep
+                # every user it ever saw (versions stay monotonic: they come from the clock).
+                del self._users[user_id]
             return before, after, user.version
 
     async def set_choice(self, user_id: int, choice: Choice) -> None:
