@@ -7,6 +7,7 @@ from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
+from django.urls import path
 
 from presence.models import LivePresence
 from presence.services import presence_overview
@@ -23,6 +24,17 @@ class LivePresenceAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+    def get_urls(self):  # type: ignore[no-untyped-def]
+        # Only the live list: the change, history and delete views of this proxy would show
+        # user records (password hashes included) to anyone allowed to view presence.
+        return [
+            path(
+                "",
+                self.admin_site.admin_view(self.changelist_view),
+                name="presence_livepresence_changelist",
+            )
+        ]
 
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None):  # type: ignore[override]
         if not self.has_view_permission(request):

@@ -39,6 +39,9 @@ class UsersPresenceQuerySerializer(serializers.Serializer):
         parts = [part.strip() for part in value.split(",") if part.strip()]
         if not parts or len(parts) > MAX_USERS_PER_QUERY:
             raise serializers.ValidationError(f"Give 1 to {MAX_USERS_PER_QUERY} user ids.")
-        if not all(part.isascii() and part.isdigit() and len(part) < 19 for part in parts):
+        if not all(
+            part.isascii() and part.isdigit() and len(part) < 19 and int(part) > 0
+            for part in parts
+        ):
             raise serializers.ValidationError("User ids are positive integers.")
         return list(dict.fromkeys(int(part) for part in parts))
