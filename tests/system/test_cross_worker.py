@@ -65,8 +65,8 @@ async def test_signal_crosses_workers_in_both_directions(
     try:
         # The epoch lives in Redis: every worker announces the same one.
         assert on_a.welcome["epoch"] == on_b.welcome["epoch"]
-        assert (await on_a.ack("presence.room.join", {"room": room})) == {"room": room}
-        assert (await on_b.ack("presence.room.join", {"room": room})) == {"room": room}
+        assert (await on_a.ack("presence.room.join", {"room": room}))["room"] == room
+        assert (await on_b.ack("presence.room.join", {"room": room}))["room"] == room
 
         for sender, receiver, account in ((on_b, on_a, bob), (on_a, on_b, alice)):
             payload = {"nonce": uuid.uuid4().hex}

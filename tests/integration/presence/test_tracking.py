@@ -342,3 +342,23 @@ async def test_an_unauthenticated_socket_never_counts_as_present(ws_user, open_w
     await comm.wait(timeout=5)
 
     assert await get_presence_store().online_user_ids(now=time.time()) == set()
+
+
+def gauge(name: str) -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value(name) or 0.0
+
+
+async def test_worker_gauges_count_connections_and_distinct_users(ws_user, ws_other_user, open_ws):
+    before = (gauge("collab_presence_connections"), gauge("collab_presence_users"))
+    first, _ = await open_ws(ws_user)
+    await open_ws(ws_user)
+    await open_ws(ws_other_user)
+
+    during = (gauge("collab_presence_connections"), gauge("collab_presence_users"))
+    await first.disconnect()
+    after_one_closed = (gauge("collab_presence_connections"), gauge("collab_presence_users"))
+
+    assert during == (before[0] + 3, before[1] + 2)
+    assert after_one_closed == (before[0] + 2, before[1] + 2)
