@@ -40,8 +40,7 @@ class UsersPresenceQuerySerializer(serializers.Serializer):
         if not parts or len(parts) > MAX_USERS_PER_QUERY:
             raise serializers.ValidationError(f"Give 1 to {MAX_USERS_PER_QUERY} user ids.")
         if not all(
-            part.isascii() and part.isdigit() and len(part) < 19 and int(part) > 0
-            for part in parts
+            part.isascii() and part.isdigit() and len(part) < 19 and int(part) > 0 for part in parts
         ):
             raise serializers.ValidationError("User ids are positive integers.")
         return list(dict.fromkeys(int(part) for part in parts))

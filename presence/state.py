@@ -96,7 +96,7 @@ def public_view(
     status = status_of(live, choice, now=now, away_after=away_after)
     if status is Status.OFFLINE:
         return OFFLINE
-    latest = max(live, key=lambda c: (c.set_at, c.last_input))
+    latest = max(live, key=_recency)
     return PublicView(
         status=status,
         activity=latest.activity,
@@ -104,6 +104,13 @@ def public_view(
         rooms=room_states(live),
         name=latest.name,
     )
+
+
+def _recency(c: ConnectionState) -> tuple[object, ...]:
+    # Ties (same clock reading on two tabs) are broken on what is shown, so the view never
+    # depends on the order the store returns connections in.
+    shown = (c.activity is not None, c.activity or "", c.location is not None, c.location or "")
+    return (c.set_at, c.last_input, *shown, c.name)
 
 
 def room_states(connections: Iterable[ConnectionState]) -> dict[str, str]:

@@ -24,8 +24,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from redis.exceptions import WatchError
-
 from config.realtime.kv import RedisStore, get_store
 from presence.state import (
     Choice,
@@ -136,6 +134,17 @@ return 1
 """
 
 
+# Store a view only if the stored one still has the version the caller read (0: none stored).
+_SWAP = """
+local current = redis.call('GET', KEYS[1])
+local version = 0
+if current then version = cjson.decode(current)['v'] end
+if version ~= tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+return 1
+"""
+
+
 class RedisPresenceStore:
     def __init__(self, store: RedisStore, prefix: str) -> None:
         self._store = store
@@ -212,24 +221,24 @@ class RedisPresenceStore:
 
     async def publish(self, user_id: int, decide: Decide, *, now: float) -> Published | None:
         user_key, view_key = self._user(user_id), self._view(user_id)
-        async with self._store.aclient().pipeline(transaction=True) as pipe:
-            # Optimistic: if any connection of this user changes while we decide, decide again.
-            for _ in range(20):
-                try:
-                    await pipe.watch(user_key, view_key)
-                    connections, choice = _parse_user(await pipe.hgetall(user_key))
-                    before, version = load_view(await pipe.get(view_key))
-                    after = decide(connections, choice)
-                    if after == before:
-                        await pipe.unwatch()
-                        return None
-                    version = next_version(version, now)
-                    pipe.multi()
-                    pipe.set(view_key, dump_view(after, version), ex=USER_KEEP_SECONDS)
-                    await pipe.execute()
-                    return before, after, version
-                except WatchError:
-                    continue
+        client = self._store.aclient()
+        # Optimistic, on the view's version: read, decide, swap only if nobody published since.
+        # Every writer publishes after its write, so the last successful swap always comes from
+        # a read that saw every write before it; two workers deciding one transition both read
+        # version v, and only one swap from v succeeds: one broadcast per transition.
+        for _ in range(20):
+            pipe = client.pipeline(transaction=False)
+            pipe.hgetall(user_key)
+            pipe.get(view_key)
+            fields, stored = await pipe.execute()
+            before, version = load_view(stored)
+            after = decide(*_parse_user(fields))
+            if after == before:
+                return None
+            new_version = next_version(version, now)
+            text = dump_view(after, new_version)
+            if await client.eval(_SWAP, 1, view_key, version, text, USER_KEEP_SECONDS):
+                return before, after, new_version
         raise RuntimeError(f"presence of user {user_id} kept changing while publishing")
 
     async def set_choice(self, user_id: int, choice: Choice) -> None:

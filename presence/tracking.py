@@ -93,9 +93,11 @@ class ConnectionPresence:
     async def join_room(self, room: Room, state: str) -> list[dict[str, Any]]:
         """Enter a room (ROOM_FULL when its kind's cap is reached) and list its members."""
         now = time.time()
-        if room.name not in self.state.rooms:
+        cap = room_cap(room)
+        # Without a cap, saving the connection enters the room; with one, count and enter first.
+        if cap is not None and room.name not in self.state.rooms:
             entered = await get_presence_store().enter_room(
-                self.member, room.name, cap=room_cap(room), expires=now + _ttl(), now=now
+                self.member, room.name, cap=cap, expires=now + _ttl(), now=now
             )
             if not entered:
                 raise AppError(ErrorCode.ROOM_FULL, "This room is full.")

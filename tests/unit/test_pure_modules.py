@@ -15,6 +15,7 @@ PURE_MODULES = {
     "config.realtime.groups": "config/realtime/groups.py",
     "config.realtime.ratelimit": "config/realtime/ratelimit.py",
     "presence.rooms": "presence/rooms.py",
+    "presence.state": "presence/state.py",
 }
 
 
