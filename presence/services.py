@@ -40,7 +40,7 @@ from presence.state import (
     public_view,
     room_states,
 )
-from presence.store import get_presence_store
+from presence.store import Decide, Published, get_presence_store
 
 MAX_SIGNAL_BYTES = 4096
 MAX_USERS_PER_QUERY = 100
@@ -90,15 +90,13 @@ async def room_members(*, room_name: str, viewer_id: int | None = None) -> list[
 
     A user who is invisible is in no room for others; ``viewer_id`` still sees themself.
     """
-    store = get_presence_store()
-    user_ids = await store.room_user_ids(room_name, now=time.time())
-    views = await store.views(user_ids)
+    views = await get_presence_store().room_views(room_name, now=time.time())
     members = [
         member_entry(user_id, view, room_name)
         for user_id, view in sorted(views.items())
         if room_name in view.rooms
     ]
-    if viewer_id in user_ids and room_name not in views[viewer_id].rooms:
+    if viewer_id in views and room_name not in views[viewer_id].rooms:
         members.append(await _own_entry(viewer_id, room_name))
     return members
 
@@ -156,12 +154,29 @@ def _decide(connections: dict[str, ConnectionState], choice: Choice, now: float)
     )
 
 
+def _decider(now: float) -> Decide:
+    return lambda connections, choice: _decide(connections, choice, now)
+
+
 async def presence_publish(*, user_id: int, cause: str) -> bool:
     """Recompute what others see of a user; broadcast once if it changed. True if it did."""
     now = time.time()
-    published = await get_presence_store().publish(
-        user_id, lambda connections, choice: _decide(connections, choice, now), now=now
+    published = await get_presence_store().publish(user_id, _decider(now), now=now)
+    return await _announce_published(user_id, published, cause)
+
+
+async def presence_save(
+    *, user_id: int, connection_id: str, connection: ConnectionState, ttl: float, cause: str
+) -> bool:
+    """Save one connection's state, then publish as ``presence_publish`` does."""
+    now = time.time()
+    published = await get_presence_store().save_and_publish(
+        user_id, connection_id, connection, expires=now + ttl, decide=_decider(now), now=now
     )
+    return await _announce_published(user_id, published, cause)
+
+
+async def _announce_published(user_id: int, published: Published | None, cause: str) -> bool:
     if published is None:
         return False
     before, after, version = published

@@ -83,6 +83,21 @@ class PresenceStore(Protocol):
         """Store ``decide(connections, choice)`` if it differs from the stored view, atomically:
         of two workers deciding the same transition, one publishes and the other gets None."""
 
+    async def save_and_publish(
+        self,
+        user_id: int,
+        connection_id: str,
+        connection: ConnectionState,
+        *,
+        expires: float,
+        decide: Decide,
+        now: float,
+    ) -> Published | None:
+        """``save_connection`` then ``publish``, in fewer round trips."""
+
+    async def room_views(self, room: str, *, now: float) -> dict[int, PublicView]:
+        """The published views of the users with a live connection in the room."""
+
     async def set_choice(self, user_id: int, choice: Choice) -> None: ...
 
     async def user(self, user_id: int) -> tuple[dict[str, ConnectionState], Choice]: ...
@@ -145,6 +160,21 @@ return 1
 """
 
 
+# A room's live users and their published views in one round trip (a join lists members).
+_ROOM_VIEWS = """
+local seen, found = {}, {}
+for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf')) do
+  local user = string.match(member, '^(%d+):')
+  if user and not seen[user] then
+    seen[user] = true
+    found[#found + 1] = user
+    found[#found + 1] = redis.call('GET', ARGV[2] .. user) or ''
+  end
+end
+return found
+"""
+
+
 class RedisPresenceStore:
     def __init__(self, store: RedisStore, prefix: str) -> None:
         self._store = store
@@ -153,7 +183,7 @@ class RedisPresenceStore:
     def _user(self, user_id: int) -> str:
         return f"{self.prefix}user:{user_id}"
 
-    def _view(self, user_id: int) -> str:
+    def _view(self, user_id: int | str) -> str:
         return f"{self.prefix}view:{user_id}"
 
     def _room(self, room: str) -> str:
@@ -166,14 +196,35 @@ class RedisPresenceStore:
     async def save_connection(
         self, user_id: int, connection_id: str, connection: ConnectionState, *, expires: float
     ) -> None:
-        member, user_key = member_key((user_id, connection_id)), self._user(user_id)
         pipe = self._store.aclient().pipeline(transaction=False)
+        self._save_commands(pipe, user_id, connection_id, connection, expires)
+        await pipe.execute()
+
+    def _save_commands(self, pipe, user_id, connection_id, connection, expires) -> None:  # type: ignore[no-untyped-def]
+        member, user_key = member_key((user_id, connection_id)), self._user(user_id)
         pipe.hset(user_key, CONNECTION_FIELD + connection_id, dump_connection(connection))
         pipe.expire(user_key, USER_KEEP_SECONDS)
         pipe.zadd(self._live, {member: expires})
         for room in connection.rooms:
             pipe.zadd(self._room(room), {member: expires})
-        await pipe.execute()
+
+    async def save_and_publish(
+        self,
+        user_id: int,
+        connection_id: str,
+        connection: ConnectionState,
+        *,
+        expires: float,
+        decide: Decide,
+        now: float,
+    ) -> Published | None:
+        # The write and the read that follows it travel in one pipeline: one round trip, and a
+        # read that certainly sees this write.
+        pipe = self._store.aclient().pipeline(transaction=False)
+        self._save_commands(pipe, user_id, connection_id, connection, expires)
+        self._read_commands(pipe, user_id)
+        *_, fields, stored = await pipe.execute()
+        return await self._settle(user_id, decide, now, fields, stored)
 
     async def enter_room(
         self, member: Member, room: str, *, cap: int | None, expires: float, now: float
@@ -219,26 +270,37 @@ class RedisPresenceStore:
                 claimed.append(member)
         return claimed
 
+    def _read_commands(self, pipe, user_id: int) -> None:  # type: ignore[no-untyped-def]
+        pipe.hgetall(self._user(user_id))
+        pipe.get(self._view(user_id))
+
+    async def _read(self, user_id: int) -> tuple[dict[str, str], str | None]:
+        pipe = self._store.aclient().pipeline(transaction=False)
+        self._read_commands(pipe, user_id)
+        fields, stored = await pipe.execute()
+        return fields, stored
+
     async def publish(self, user_id: int, decide: Decide, *, now: float) -> Published | None:
-        user_key, view_key = self._user(user_id), self._view(user_id)
+        return await self._settle(user_id, decide, now, *await self._read(user_id))
+
+    async def _settle(
+        self, user_id: int, decide: Decide, now: float, fields: dict[str, str], stored: str | None
+    ) -> Published | None:
+        # Optimistic, on the view's version: decide from what was read, swap only if nobody
+        # published since. Every writer publishes after its write, so the last successful swap
+        # comes from a read that saw every write before it; two workers deciding one transition
+        # both read version v, and only one swap from v succeeds: one broadcast per transition.
         client = self._store.aclient()
-        # Optimistic, on the view's version: read, decide, swap only if nobody published since.
-        # Every writer publishes after its write, so the last successful swap always comes from
-        # a read that saw every write before it; two workers deciding one transition both read
-        # version v, and only one swap from v succeeds: one broadcast per transition.
         for _ in range(20):
-            pipe = client.pipeline(transaction=False)
-            pipe.hgetall(user_key)
-            pipe.get(view_key)
-            fields, stored = await pipe.execute()
             before, version = load_view(stored)
             after = decide(*_parse_user(fields))
             if after == before:
                 return None
             new_version = next_version(version, now)
             text = dump_view(after, new_version)
-            if await client.eval(_SWAP, 1, view_key, version, text, USER_KEEP_SECONDS):
+            if await client.eval(_SWAP, 1, self._view(user_id), version, text, USER_KEEP_SECONDS):
                 return before, after, new_version
+            fields, stored = await self._read(user_id)
         raise RuntimeError(f"presence of user {user_id} kept changing while publishing")
 
     async def set_choice(self, user_id: int, choice: Choice) -> None:
@@ -256,6 +318,13 @@ class RedisPresenceStore:
             return {}
         texts = await self._store.aclient().mget([self._view(i) for i in ids])
         return {i: load_view(text)[0] for i, text in zip(ids, texts, strict=True)}
+
+    async def room_views(self, room: str, *, now: float) -> dict[int, PublicView]:
+        found = await self._store.aclient().eval(
+            _ROOM_VIEWS, 1, self._room(room), now, self._view("")
+        )
+        pairs = zip(found[::2], found[1::2], strict=True)  # user, view, user, view...
+        return {int(user): load_view(text or None)[0] for user, text in pairs}
 
     async def room_user_ids(self, room: str, *, now: float) -> set[int]:
         members = await self._store.aclient().zrangebyscore(self._room(room), now, "+inf")
@@ -387,6 +456,22 @@ class MemoryPresenceStore:
             found = {i: self._users.get(i) for i in user_ids}
         offline = load_view(None)[0]
         return {i: (u.view if u and u.view else offline) for i, u in found.items()}
+
+    async def save_and_publish(
+        self,
+        user_id: int,
+        connection_id: str,
+        connection: ConnectionState,
+        *,
+        expires: float,
+        decide: Decide,
+        now: float,
+    ) -> Published | None:
+        await self.save_connection(user_id, connection_id, connection, expires=expires)
+        return await self.publish(user_id, decide, now=now)
+
+    async def room_views(self, room: str, *, now: float) -> dict[int, PublicView]:
+        return await self.views(await self.room_user_ids(room, now=now))
 
     async def room_user_ids(self, room: str, *, now: float) -> set[int]:
         with self._lock:

@@ -27,7 +27,13 @@ from django.conf import settings
 from config.errors import AppError, ErrorCode
 from monitoring import metrics
 from presence.rooms import Room
-from presence.services import presence_publish, presence_reap, room_cap, room_members
+from presence.services import (
+    presence_publish,
+    presence_reap,
+    presence_save,
+    room_cap,
+    room_members,
+)
 from presence.state import Choice, ConnectionState, needs_input_write, turned_idle
 from presence.store import Member, get_presence_store
 
@@ -48,10 +54,13 @@ class ConnectionPresence:
         self.open = False
 
     async def _save(self, cause: str) -> None:
-        await get_presence_store().save_connection(
-            *self.member, self.state, expires=time.time() + _ttl()
+        await presence_save(
+            user_id=self.user_id,
+            connection_id=self.member[1],
+            connection=self.state,
+            ttl=_ttl(),
+            cause=cause,
         )
-        await presence_publish(user_id=self.user_id, cause=cause)
 
     async def opened(self) -> None:
         worker_presence().add(self)

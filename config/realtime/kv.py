@@ -102,9 +102,10 @@ class RedisStore:
     async def aepoch(self) -> str:
         # The epoch key is never expired, so it disappears only when Redis lost its data: a new
         # epoch tells clients that groups and presence were forgotten and they must resync.
-        client = self.aclient()
-        await client.set(self._key(EPOCH_KEY), uuid.uuid4().hex[:12], nx=True)
-        return await client.get(self._key(EPOCH_KEY)) or ""
+        # SET NX GET (Redis >= 7): one round trip answers the epoch already there, or sets ours.
+        mine = uuid.uuid4().hex[:12]
+        existing = await self.aclient().set(self._key(EPOCH_KEY), mine, nx=True, get=True)
+        return existing or mine
 
     def ping(self) -> None:
         self._sync.ping()

@@ -532,3 +532,36 @@ async def test_redis_a_member_refreshed_while_being_claimed_is_not_claimed(
     assert claimed == []
     assert set((await store.user(7))[0]) == {"c1"}
     assert await store.online_user_ids(now=now) == {7}
+
+
+async def test_save_and_publish_is_save_then_publish(store):
+    now = time.time()
+    tab = connection("user7", at=now, rooms=["lobby.main"])
+
+    first = await store.save_and_publish(
+        7, "c1", tab, expires=now + TTL, decide=decide_at(now), now=now
+    )
+    again = await store.save_and_publish(
+        7, "c1", tab, expires=now + TTL, decide=decide_at(now), now=now
+    )
+
+    assert first is not None and first[0] == OFFLINE
+    assert first[1].rooms == {"lobby.main": "viewing"}
+    assert again is None
+    assert set((await store.user(7))[0]) == {"c1"}
+
+
+async def test_room_views_are_the_published_views_of_live_members(store):
+    now = time.time()
+    for user_id, expires in ((7, now + TTL), (8, now + TTL), (9, now - 1)):
+        tab = connection(f"user{user_id}", at=now, rooms=["lobby.main"])
+        await store.save_and_publish(
+            user_id, "c1", tab, expires=expires, decide=decide_at(now), now=now
+        )
+    await store.save_connection(7, "c2", connection("user7", at=now), expires=now + TTL)
+
+    views = await store.room_views("lobby.main", now=now)
+
+    assert sorted(views) == [7, 8]  # 9 lapsed; 7 counted once for two tabs
+    assert views[7].rooms == {"lobby.main": "viewing"}
+    assert await store.room_views("lobby.empty", now=now) == {}
