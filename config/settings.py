@@ -230,6 +230,11 @@ REALTIME_TICKET_TTL_SECONDS = env_int("REALTIME_TICKET_TTL_SECONDS", 30)
 REALTIME_RATE_DEFAULT = os.environ.get("REALTIME_RATE_DEFAULT", "600/min")
 REALTIME_RATES: dict[str, str] = {
     "presence.signal.send": os.environ.get("REALTIME_RATE_SIGNAL", "600/min"),
+    # Each of these may broadcast to every room the user is in: tighter than the default.
+    "presence.status.set": "30/min",
+    "presence.activity.set": "120/min",
+    "presence.room.update": "240/min",
+    "presence.user.watch": "60/min",
 }
 # Per connection, counted in the worker itself: for types that scale with sockets rather than
 # users. Clients beat every REALTIME_HEARTBEAT_SECONDS; this leaves room for 5x that.

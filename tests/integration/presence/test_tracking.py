@@ -362,3 +362,17 @@ async def test_worker_gauges_count_connections_and_distinct_users(ws_user, ws_ot
 
     assert during == (before[0] + 3, before[1] + 2)
     assert after_one_closed == (before[0] + 2, before[1] + 2)
+
+
+async def test_status_changes_are_rate_limited_per_user(ws_user, open_ws, settings):
+    settings.REALTIME_RATES = {**settings.REALTIME_RATES, "presence.status.set": "2/min"}
+    tab, _ = await open_ws(ws_user)
+    other_tab, _ = await open_ws(ws_user)
+
+    replies = [
+        await request(comm, "presence.status.set", {"status": status})
+        for comm, status in ((tab, "busy"), (other_tab, "online"), (tab, "busy"))
+    ]
+
+    assert [r["type"] for r in replies] == ["ack", "ack", "error"]
+    assert replies[2]["error"]["code"] == "rate_limited"
