@@ -392,9 +392,23 @@ async def test_versions_strictly_increase_within_one_millisecond(store):
     assert len(versions) == 5
 
 
-async def test_versions_keep_increasing_after_the_stored_view_is_gone(store):
-    if isinstance(store, MemoryPresenceStore):
-        pytest.skip("process memory keeps a user's view for the process's life: nothing to lose")
+async def test_versions_keep_increasing_after_a_user_left_and_came_back(store):
+    # Process memory forgets a user who left with nothing chosen; Redis keeps the view.
+    now = time.time()
+    await save(store, 7, expires=now + TTL)
+    first = (await store.publish(7, decide_at(now), now=now))[2]
+    await store.drop_connection((7, "c1"))
+    gone = (await store.publish(7, decide_at(now), now=now))[2]
+    later = now + 1
+    await save(store, 7, expires=later + TTL)
+    back = await store.publish(7, decide_at(later), now=later)
+
+    assert back is not None and back[0] == OFFLINE
+    assert back[2] > gone > first
+
+
+async def test_redis_versions_keep_increasing_after_the_stored_view_is_gone(redis_store):
+    store = redis_store
     now = time.time()
     await save(store, 7, expires=now + TTL)
     versions = []
