@@ -235,6 +235,9 @@ REALTIME_RATES: dict[str, str] = {
     "presence.activity.set": "120/min",
     "presence.room.update": "240/min",
     "presence.user.watch": "60/min",
+    # One op in flight per client: a fast typist's client sends a few per second.
+    "collab.op.submit": os.environ.get("REALTIME_RATE_OP", "3000/min"),
+    "collab.cursor.set": os.environ.get("REALTIME_RATE_CURSOR", "1200/min"),
 }
 # Per connection, counted in the worker itself: for types that scale with sockets rather than
 # users. Clients beat every REALTIME_HEARTBEAT_SECONDS; this leaves room for 5x that.
@@ -255,6 +258,13 @@ PRESENCE_ROOM_CAPS = env_caps("PRESENCE_ROOM_CAPS")
 PRESENCE_MAX_WATCHED = env_int("PRESENCE_MAX_WATCHED", 200)
 # Built for every WebSocket connection of every app: it makes the connection count in presence.
 REALTIME_PRESENCE_TRACKER = "presence.tracking.ConnectionPresence"
+
+# --- Collab (DESIGN section 6) ----------------------------------------------------------------
+# A DocumentVersion snapshot every this many ops: content at an old version replays from it.
+COLLAB_SNAPSHOT_EVERY = env_int("COLLAB_SNAPSHOT_EVERY", 100)
+COLLAB_MAX_DOCUMENT_CHARS = env_int("COLLAB_MAX_DOCUMENT_CHARS", 1_000_000)
+# Recent ops a socket keeps to move cursors made at a slightly older version.
+COLLAB_CURSOR_HISTORY = env_int("COLLAB_CURSOR_HISTORY", 200)
 
 # --- REST ----------------------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -24,8 +24,20 @@ from config.realtime.envelope import encode_event
 FRAME_MESSAGE = "realtime.frame"
 
 
-def _layer_message(event_type: str, data: dict[str, Any], stream: str | None, seq: int | None):  # type: ignore[no-untyped-def]
-    return {"type": FRAME_MESSAGE, "frame": encode_event(event_type, data, stream=stream, seq=seq)}
+def _layer_message(  # type: ignore[no-untyped-def]
+    event_type: str, data: dict[str, Any], stream: str | None, seq: int | None, dedupe: bool
+):
+    message = {
+        "type": FRAME_MESSAGE,
+        "frame": encode_event(event_type, data, stream=stream, seq=seq),
+    }
+    if dedupe:
+        # A socket that receives one (stream, seq) through several groups sends it once, and
+        # never a lower seq of that stream after a higher one (RealtimeConsumer.realtime_frame).
+        if stream is None or seq is None:
+            raise ValueError("dedupe needs a stream and a seq")
+        message["dedupe"] = [stream, seq]
+    return message
 
 
 def broadcast_on_commit(
@@ -35,9 +47,10 @@ def broadcast_on_commit(
     *,
     stream: str | None = None,
     seq: int | None = None,
+    dedupe: bool = False,
 ) -> None:
     """From sync code (a service in a transaction): send once the transaction commits."""
-    message = _layer_message(event_type, data, stream, seq)
+    message = _layer_message(event_type, data, stream, seq, dedupe)
     # Blocking until the layer has it keeps this process's broadcasts in commit order.
     transaction.on_commit(lambda: async_to_sync(get_channel_layer().group_send)(group, message))
 
@@ -51,14 +64,6 @@ async def abroadcast(
     seq: int | None = None,
     dedupe: bool = False,
 ) -> None:
-    """From async code, for soft state with nothing to commit (signals, typing, cursors).
-
-    With ``dedupe`` a socket that receives the same ``(stream, seq)`` through several groups
-    sends it once, and never sends a lower ``seq`` of that stream after a higher one.
-    """
-    message = _layer_message(event_type, data, stream, seq)
-    if dedupe:
-        if stream is None or seq is None:
-            raise ValueError("dedupe needs a stream and a seq")
-        message["dedupe"] = [stream, seq]
+    """From async code, for soft state with nothing to commit (signals, typing, cursors)."""
+    message = _layer_message(event_type, data, stream, seq, dedupe)
     await get_channel_layer().group_send(group, message)

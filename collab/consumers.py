@@ -1,0 +1,166 @@
+"""``/ws/collab/documents/<id>/``: edit a document together (DESIGN sections 4-6).
+
+On join: ``collab.document.snapshot`` ``{"content", "version", "members"}``, or with
+``?since=<version>`` the missed ``collab.op.applied`` events in order and then
+``collab.document.resumed`` ``{"version", "members"}``. Every socket then gets every op exactly
+once and in version order: the layer is only a fast path, so a gap (a broadcast lost or late,
+or one's own op acked ahead of others' broadcasts) is filled from PostgreSQL before going on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+
+from collab import ot
+from collab.selectors import (
+    document_open,
+    document_role,
+    op_applied_data,
+    operations_between,
+)
+from collab.services import document_group, operation_submit
+from config.errors import AppError, ErrorCode
+from config.realtime.broadcast import abroadcast
+from config.realtime.consumer import RealtimeConsumer, command
+from config.realtime.envelope import encode_event
+from presence.rooms import Room
+
+MAX_CLIENT_ID = 64
+
+
+class DocumentConsumer(RealtimeConsumer):
+    app = "collab"
+
+    async def authorize(self) -> None:
+        self.document_id = int(self.scope["url_route"]["kwargs"]["document_id"])
+        if self.document_id >= 2**63:
+            raise AppError(ErrorCode.NOT_FOUND, "No such document.")
+        role = await database_sync_to_async(document_role)(
+            user=self.user, document_id=self.document_id
+        )
+        if role is None:
+            raise AppError(ErrorCode.NOT_FOUND, "No such document.")
+
+    async def on_connect(self) -> None:
+        self.group = document_group(self.document_id)
+        self.room = Room("document", str(self.document_id))
+        self.sent = -1  # the last version this socket has: nothing older is ever sent again
+        self.editing = False
+        # Subscribed before reading: an op committed meanwhile arrives after, and is dropped
+        # if the read already had it.
+        await self.join_group(self.group)
+        opening = await database_sync_to_async(document_open)(
+            document_id=self.document_id, since=_since(self.scope.get("query_string", b""))
+        )
+        members = await self.presence.join_room(self.room, "viewing")
+        if opening.content is not None:
+            data = {"content": opening.content, "version": opening.version, "members": members}
+            await self.send_frame("event", encode_event("collab.document.snapshot", data))
+        else:
+            await self._send_ops(opening.missed)
+            data = {"version": opening.version, "members": members}
+            await self.send_frame("event", encode_event("collab.document.resumed", data))
+        self.sent = opening.version
+
+    @command("collab.op.submit")
+    async def on_op_submit(self, data: dict[str, Any]) -> dict[str, Any]:
+        result = await database_sync_to_async(operation_submit)(
+            document_id=self.document_id,
+            base_version=data.get("version"),
+            op=data.get("op"),
+            client_id=data.get("client_id"),
+            seq=data.get("seq"),
+            user=self.user,
+        )
+        # Everything before our op first: the ack must find the client at version - 1.
+        await self._catch_up(result.version - 1)
+        self.sent = max(self.sent, result.version)
+        if not self.editing:
+            self.editing = True
+            await self.presence.set_room_state(self.room, "editing")
+        return {"version": result.version}
+
+    @command("collab.cursor.set")
+    async def on_cursor_set(self, data: dict[str, Any]) -> dict[str, Any]:
+        version, cursor, selection, client_id = _cursor_input(data)
+        if version > self.sent:
+            raise AppError(ErrorCode.INVALID, "'version' is newer than any this socket was sent.")
+        if version < self.sent:
+            later = await database_sync_to_async(operations_between)(
+                document_id=self.document_id, after=version, upto=self.sent
+            )
+            if len(later) != self.sent - version:
+                raise AppError(ErrorCode.CONFLICT, "That version is too old; resync.")
+            for operation in later:
+                cursor = ot.transform_cursor(cursor, operation.op)
+                selection = [ot.transform_cursor(p, operation.op) for p in selection]
+        moved = {
+            "user": {"id": self.user.pk, "username": self.user.get_username()},
+            "client_id": client_id,
+            "version": self.sent,
+            "cursor": cursor,
+            "selection": selection or None,
+        }
+        await abroadcast(self.group, "collab.cursor.moved", moved)
+        return {"version": self.sent, "cursor": cursor}
+
+    async def realtime_frame(self, message: dict[str, Any]) -> None:
+        key = message.get("dedupe")
+        if key is None or key[0] != self.group:
+            await super().realtime_frame(message)
+            return
+        version = key[1]
+        if version <= self.sent:
+            return  # had it: our own op (acked), or read at join or in a catch-up
+        await self._catch_up(version - 1)
+        await self.send_frame("event", message["frame"])
+        self.sent = version
+
+    async def _catch_up(self, upto: int) -> None:
+        """Send every op after ``self.sent`` up to ``upto`` from the database, in order."""
+        if upto <= self.sent:
+            return
+        missed = await database_sync_to_async(operations_between)(
+            document_id=self.document_id, after=self.sent, upto=upto
+        )
+        await self._send_ops(missed)
+
+    async def _send_ops(self, operations: list) -> None:  # type: ignore[type-arg]
+        for operation in operations:
+            frame = encode_event(
+                "collab.op.applied",
+                op_applied_data(operation),
+                stream=self.group,
+                seq=operation.version,
+            )
+            await self.send_frame("event", frame)
+            self.sent = operation.version
+
+
+def _since(query_string: bytes) -> int | None:
+    values = parse_qs(query_string.decode("latin-1")).get("since")
+    if not values or not values[0].isascii() or not values[0].isdigit() or len(values[0]) > 15:
+        return None  # absent or unreadable: a fresh snapshot is always correct
+    return int(values[0])
+
+
+def _cursor_input(data: dict[str, Any]) -> tuple[int, int, list[int], str | None]:
+    version, cursor = data.get("version"), data.get("cursor")
+    selection = data.get("selection") or []
+    client_id = data.get("client_id")
+    positions = [version, cursor, *selection] if isinstance(selection, list) else None
+    if (
+        positions is None
+        or len(selection) not in (0, 2)
+        or not all(type(p) is int and 0 <= p < 2**53 for p in positions)
+    ):
+        raise AppError(
+            ErrorCode.INVALID,
+            "Send 'version' and 'cursor' as integers, and 'selection' as [start, end] if any.",
+        )
+    if client_id is not None and (not isinstance(client_id, str) or len(client_id) > 64):
+        raise AppError(ErrorCode.INVALID, "'client_id' must be a string of at most 64.")
+    return version, cursor, selection, client_id  # type: ignore[return-value]

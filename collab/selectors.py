@@ -1,0 +1,123 @@
+"""Reads of documents, with the permission check every caller needs.
+
+document, role = document_for_user(user=user, document_id=42, need=can_edit)
+ops = operations_between(document_id=42, after=7, upto=12)   # versions 8..12, in order
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import QuerySet
+
+from collab import ot
+from collab.models import Document, DocumentMember, DocumentVersion, Operation
+from collab.permissions import can_view
+from config.errors import AppError, ErrorCode
+
+
+def document_role(*, user: Any, document_id: int) -> str | None:
+    if not getattr(user, "is_authenticated", False):
+        return None
+    return (
+        DocumentMember.objects.filter(document_id=document_id, user_id=user.pk)
+        .values_list("role", flat=True)
+        .first()
+    )
+
+
+def document_for_user(
+    *, user: Any, document_id: int, need: Callable[[str | None], bool] = can_view
+) -> tuple[Document, str]:
+    """The document and the user's role; NOT_FOUND if they may not see it, FORBIDDEN if they may
+    see it but not do what ``need`` asks."""
+    role = document_role(user=user, document_id=document_id)
+    if not can_view(role):
+        raise AppError(ErrorCode.NOT_FOUND, "No such document.")
+    if not need(role):
+        raise AppError(ErrorCode.FORBIDDEN, "Your role on this document does not allow that.")
+    document = Document.objects.filter(pk=document_id).first()
+    if document is None:
+        raise AppError(ErrorCode.NOT_FOUND, "No such document.")
+    return document, role  # type: ignore[return-value]
+
+
+def documents_for_user(*, user: Any) -> QuerySet[Document]:
+    return Document.objects.filter(members__user_id=user.pk).select_related("owner")
+
+
+def operations_between(*, document_id: int, after: int, upto: int | None = None) -> list[Operation]:
+    """Committed ops with ``after < version <= upto``, in order."""
+    ops = Operation.objects.filter(document_id=document_id, version__gt=after)
+    if upto is not None:
+        ops = ops.filter(version__lte=upto)
+    return list(ops.select_related("author").order_by("version"))
+
+
+def oldest_kept_version(*, document_id: int) -> int:
+    """The version before the oldest op still stored: history reaches back to here."""
+    first = (
+        Operation.objects.filter(document_id=document_id)
+        .order_by("version")
+        .values_list("version", flat=True)
+        .first()
+    )
+    return 0 if first is None else first - 1
+
+
+def content_at(*, document: Document, version: int) -> str:
+    """The document's text at ``version``: the nearest saved snapshot, then the ops after it."""
+    if not 0 <= version <= document.version:
+        raise AppError(ErrorCode.NOT_FOUND, f"This document has versions 0 to {document.version}.")
+    if version == document.version:
+        return document.content
+    snapshot = (
+        DocumentVersion.objects.filter(document=document, version__lte=version)
+        .order_by("-version")
+        .values_list("version", "content")
+        .first()
+    )
+    start, text = snapshot if snapshot is not None else (0, "")
+    if start < oldest_kept_version(document_id=document.pk):
+        raise AppError(ErrorCode.NOT_FOUND, "That version is older than the kept history.")
+    for operation in operations_between(document_id=document.pk, after=start, upto=version):
+        text = ot.apply(text, operation.op)
+    return text
+
+
+def op_applied_data(operation: Operation) -> dict[str, Any]:
+    """The data of ``collab.op.applied``, the same whether broadcast or replayed."""
+    author = operation.author
+    return {
+        "op": operation.op,
+        "version": operation.version,
+        "client_id": operation.client_id,
+        "seq": operation.seq,
+        "author": None if author is None else {"id": author.pk, "username": author.get_username()},
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Opening:
+    """What a socket gets on join: the snapshot, or the ops it missed since ``since``."""
+
+    version: int
+    content: str | None  # None: replay ``missed`` instead
+    missed: list[Operation]
+
+
+MAX_REPLAY = 1000  # past this, a fresh snapshot is smaller and faster than the ops
+
+
+def document_open(*, document_id: int, since: int | None) -> Opening:
+    document = Document.objects.filter(pk=document_id).first()
+    if document is None:
+        raise AppError(ErrorCode.NOT_FOUND, "No such document.")
+    current = document.version
+    if since is not None and since <= current and current - since <= MAX_REPLAY:
+        missed = operations_between(document_id=document_id, after=since, upto=current)
+        if [op.version for op in missed] == list(range(since + 1, current + 1)):
+            return Opening(version=current, content=None, missed=missed)
+    return Opening(version=current, content=document.content, missed=[])
