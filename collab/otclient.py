@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from collab import ot
+import collab.ot as ot
 
 
 @dataclass

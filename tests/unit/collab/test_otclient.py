@@ -88,13 +88,26 @@ schedules = st.lists(
 # op twice, and the late duplicate ack was taken for the newer op's.
 @example(
     2,
-    [(0, "edit", 0), (0, "edit", 4853), (0, "send", 0), (0, "reconnect", 0), (1, "receive", 0)]
-    + [(0, "edit", 294), (1, "edit", 0)],
+    [
+        (0, "edit", 0),
+        (0, "edit", 4853),
+        (0, "send", 0),
+        (0, "reconnect", 0),
+        (1, "receive", 0),
+        (0, "edit", 294),
+        (1, "edit", 0),
+    ],
 )
 @example(
     2,
-    [(0, "edit", 0), (0, "edit", 57), (0, "send", 0), (0, "reconnect", 0), (1, "edit", 0)]
-    + [(0, "edit", 1)],
+    [
+        (0, "edit", 0),
+        (0, "edit", 57),
+        (0, "send", 0),
+        (0, "reconnect", 0),
+        (1, "edit", 0),
+        (0, "edit", 1),
+    ],
 )
 def test_editors_converge_with_any_interleaving_and_reconnects(count, schedule):
     server = Server(text="")
