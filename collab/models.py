@@ -12,8 +12,13 @@ from django.db import models
 
 class Document(models.Model):
     title = models.CharField(max_length=200)
+    # The named owner, kept in step with the owner memberships (services move it when that
+    # owner steps down). Deleting the user's account leaves the document to its other members.
     owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="owned_documents"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        related_name="owned_documents",
     )
     content = models.TextField(blank=True, default="")
     version = models.PositiveBigIntegerField(default=0)

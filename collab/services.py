@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 
 from collab import ot
@@ -76,6 +77,12 @@ def document_delete(*, user: Any, document_id: int) -> None:
     document.delete()
 
 
+def _name(name: object) -> str:
+    if not isinstance(name, str) or not name.strip() or len(name) > MAX_TITLE:
+        raise AppError(ErrorCode.INVALID, f"'name' must be 1 to {MAX_TITLE} characters.")
+    return name.strip()
+
+
 def _title(title: object) -> str:
     if not isinstance(title, str) or not title.strip() or len(title) > MAX_TITLE:
         raise AppError(ErrorCode.INVALID, f"'title' must be 1 to {MAX_TITLE} characters.")
@@ -91,6 +98,8 @@ def member_set(*, user: Any, document_id: int, member_id: int, role: str) -> Doc
     document, _ = document_for_user(user=user, document_id=document_id, need=can_manage)
     if role not in Role.values:
         raise AppError(ErrorCode.INVALID, f"'role' must be one of: {', '.join(Role.values)}.")
+    if not get_user_model().objects.filter(pk=member_id, is_active=True).exists():
+        raise AppError(ErrorCode.INVALID, "No such user.")
     member, created = DocumentMember.objects.select_for_update().get_or_create(
         document=document, user_id=member_id, defaults={"role": role}
     )
@@ -115,11 +124,18 @@ def member_remove(*, user: Any, document_id: int, member_id: int) -> None:
 
 
 def _keep_an_owner(document: Document, *, leaving: DocumentMember) -> None:
-    others = DocumentMember.objects.filter(document=document, role=Role.OWNER).exclude(
-        pk=leaving.pk
+    """Refuse to lose the last owner; when the named owner steps down, name another."""
+    other = (
+        DocumentMember.objects.filter(document=document, role=Role.OWNER)
+        .exclude(pk=leaving.pk)
+        .order_by("id")
+        .first()
     )
-    if not others.exists():
+    if other is None:
         raise AppError(ErrorCode.CONFLICT, "A document must keep at least one owner.")
+    if document.owner_id == leaving.user_id:
+        document.owner_id = other.user_id
+        document.save(update_fields=["owner", "updated_at"])
 
 
 # --- operations --------------------------------------------------------------------------------
@@ -234,7 +250,7 @@ def version_create(*, user: Any, document_id: int, name: str) -> DocumentVersion
         document=document,
         version=document.version,
         content=document.content,
-        name=_title(name),
+        name=_name(name),
         created_by=user,
     )
 
@@ -248,6 +264,6 @@ def version_restore(*, user: Any, document_id: int, version: int) -> OpResult:
     old = content_at(document=document, version=version)
     if old == document.content:
         return OpResult(version=document.version, duplicate=True)
-    op = ot.normalize([-len(document.content), old] if document.content else [old])
+    op = ot.normalize([part for part in (-len(document.content), old) if part])
     client_id = f"restore-{uuid.uuid4().hex}"
     return OpResult(version=_commit(document, op, user=user, client_id=client_id, seq=1))

@@ -203,3 +203,29 @@ def test_concurrent_submits_from_many_threads_are_serialised_and_converge():
     for n in range(8):
         for k in range(1, 6):
             assert document.content.count(f"<{n}.{k}>") == 1
+
+
+def test_adding_a_user_that_does_not_exist_is_invalid(owner, document):
+    code = error_code(
+        lambda: member_set(user=owner, document_id=document.pk, member_id=10**9, role=Role.EDITOR)
+    )
+
+    assert code is ErrorCode.INVALID
+
+
+def test_when_the_named_owner_steps_down_another_owner_is_named(owner, document):
+    heir = UserFactory()
+    member_set(user=owner, document_id=document.pk, member_id=heir.pk, role=Role.OWNER)
+
+    member_set(user=owner, document_id=document.pk, member_id=owner.pk, role=Role.VIEWER)
+
+    document.refresh_from_db()
+    assert document.owner == heir
+    with pytest.raises(AppError):  # and the last owner cannot step down
+        member_set(user=heir, document_id=document.pk, member_id=heir.pk, role=Role.EDITOR)
+
+
+def test_deleting_the_owner_account_keeps_the_document(owner, document):
+    owner.delete()
+
+    assert Document.objects.filter(pk=document.pk).exists()
