@@ -9,7 +9,7 @@ import pytest
 from django.db import connection
 
 from collab import ot
-from collab.models import DocumentMember, DocumentVersion, Operation, Role
+from collab.models import Document, DocumentMember, DocumentVersion, Operation, Role
 from collab.services import (
     document_create,
     member_set,
