@@ -46,12 +46,17 @@ def http_request(
     accept: str = "application/json",
     headers: dict[str, str] | None = None,
     timeout: float = DEFAULT_TIMEOUT,
+    json_body: object = None,
 ) -> tuple[int, bytes, dict[str, str]]:
     """Plain blocking HTTP; returns (status, body, headers) for error statuses too."""
     headers = {"Accept": accept, **(headers or {})}
     if token is not None:
         headers["Authorization"] = f"Token {token}"
-    request = urllib.request.Request(url, method=method, headers=headers)  # noqa: S310
+    data = None
+    if json_body is not None:
+        data = json.dumps(json_body).encode()
+        headers["Content-Type"] = "application/json"
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
             return response.status, response.read(), dict(response.headers)

@@ -7,6 +7,7 @@ management commands, then REST tickets and the presence socket end to end.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -123,3 +124,38 @@ async def test_embedded_default_presence_round_trip(embedded: Embedded) -> None:
         assert event["data"]["data"] == {"hi": 1}
     finally:
         await client.close()
+
+
+async def test_embedded_default_collab_round_trip(embedded: Embedded) -> None:
+    base = embedded.worker.http_url()
+    status, body, _ = await asyncio.to_thread(
+        http_request,
+        base + "api/collab/documents/",
+        method="POST",
+        token=embedded.token,
+        json_body={"title": "Demo", "content": "hello"},
+    )
+    assert status == 201, body[:500]
+    document_id = json.loads(body)["id"]
+    ticket = await fetch_ticket(base, embedded.token)
+    client = await RealtimeClient.connect(
+        embedded.worker.ws_url(f"/ws/collab/documents/{document_id}/"),
+        ticket=ticket,
+        origin=DEMO_ORIGIN,
+    )
+    try:
+        snapshot = await client.next_event("collab.document.snapshot", timeout=5)
+        assert (snapshot["data"]["content"], snapshot["data"]["version"]) == ("hello", 1)
+        assert [m["user"]["username"] for m in snapshot["data"]["members"]] == ["demo"]
+        ack = await client.ack(
+            "collab.op.submit", {"version": 1, "op": [5, " world"], "client_id": "c", "seq": 1}
+        )
+        assert ack == {"version": 2}
+    finally:
+        await client.close()
+
+    status, body, _ = await asyncio.to_thread(
+        http_request, base + f"api/collab/documents/{document_id}/", token=embedded.token
+    )
+    assert status == 200
+    assert json.loads(body)["content"] == "hello world"
