@@ -31,7 +31,7 @@ from config.errors import AppError, ErrorCode
 from config.realtime.broadcast import abroadcast
 from config.realtime.groups import group_name
 from monitoring import metrics
-from presence.rooms import ROOM_KINDS, Room, parse_room, room_group
+from presence.rooms import ROOM_KINDS, Room, RoomRule, parse_room, room_group
 from presence.state import (
     Choice,
     ConnectionState,
@@ -57,16 +57,21 @@ def user_stream(user_id: int) -> str:
 # --- rooms -------------------------------------------------------------------------------------
 
 
-async def room_authorize(*, user: Any, room_name: object) -> Room:
-    """The room, if ``user`` may see it; INVALID for a malformed name, NOT_FOUND otherwise."""
+def _room_and_rule(room_name: object) -> tuple[Room, RoomRule]:
     room = parse_room(room_name)
     rule = ROOM_KINDS.rule(room.kind)
-    assert rule is not None  # parse_room refused unregistered kinds
-    allowed = (
-        rule(user, room.key)
-        if ROOM_KINDS.is_open(room.kind)
-        else await database_sync_to_async(rule)(user, room.key)
-    )
+    if rule is None:  # unregistered since parse_room looked: treat as any unknown kind
+        raise AppError(ErrorCode.NOT_FOUND, "No such room.")
+    return room, rule
+
+
+async def room_authorize(*, user: Any, room_name: object) -> Room:
+    """The room, if ``user`` may see it; INVALID for a malformed name, NOT_FOUND otherwise."""
+    room, rule = _room_and_rule(room_name)
+    if ROOM_KINDS.is_open(room.kind):
+        allowed = rule(user, room.key)
+    else:  # the rule reads the database
+        allowed = await database_sync_to_async(rule)(user, room.key)
     if not allowed:
         raise AppError(ErrorCode.NOT_FOUND, "No such room.")
     return room
@@ -74,9 +79,8 @@ async def room_authorize(*, user: Any, room_name: object) -> Room:
 
 def room_authorize_sync(*, user: Any, room_name: object) -> Room:
     """The same check for sync callers (REST views)."""
-    room = parse_room(room_name)
-    rule = ROOM_KINDS.rule(room.kind)
-    if rule is None or not rule(user, room.key):
+    room, rule = _room_and_rule(room_name)
+    if not rule(user, room.key):
         raise AppError(ErrorCode.NOT_FOUND, "No such room.")
     return room
 
