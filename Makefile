@@ -50,3 +50,9 @@ bench: services install
 		$(PY) manage.py loadtest hold --spawn 2 --connections 2000 --rooms 100 --hold 20
 	DATABASE_URL=$(BENCH_DATABASE_URL) REDIS_URL=$(BENCH_REDIS_URL) DJANGO_SECRET_KEY=bench DJANGO_HTTPS=0 \
 		$(PY) manage.py loadtest fanout --spawn 2 --rooms 100 --members 10 --rate 1000 --duration 20
+	DATABASE_URL=$(BENCH_DATABASE_URL) REDIS_URL=$(BENCH_REDIS_URL) DJANGO_SECRET_KEY=bench DJANGO_HTTPS=0 \
+		$(PY) manage.py loadtest ot-hot --spawn 2 --editors 20 --duration 20
+	DATABASE_URL=$(BENCH_DATABASE_URL) REDIS_URL=$(BENCH_REDIS_URL) DJANGO_SECRET_KEY=bench DJANGO_HTTPS=0 \
+		$(PY) manage.py loadtest ot-many --spawn 2 --documents 100 --duration 20
+	DATABASE_URL=$(BENCH_DATABASE_URL) REDIS_URL=$(BENCH_REDIS_URL) DJANGO_SECRET_KEY=bench DJANGO_HTTPS=0 \
+		$(PY) manage.py loadtest join --spawn 2 --size-kb 100 --joins 200

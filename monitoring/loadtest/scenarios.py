@@ -146,7 +146,13 @@ def count_deliveries(sent: dict[str, Any], members: dict[int, int]) -> dict[str,
 
 # --- one run: generator processes, phases, measurements ----------------------------------------
 class Run:
-    """Users, tickets, generator processes and the measurement windows of one scenario."""
+    """Users, tickets, generator processes and the measurement windows of one scenario.
+
+    Subclasses (otscenarios.py) change what the children run (``entry``), which users get
+    tickets (``_tickets``) and what each child is told (``_plans``).
+    """
+
+    entry: Callable[[Connection, Any], None] = staticmethod(generator_main)
 
     def __init__(self, target: Target, clients: int, members: int) -> None:
         if not target.urls:
@@ -171,12 +177,12 @@ class Run:
         # Users and tickets before any window: their cost is not the server's under test.
         connect_seconds = self.clients / self.target.connect_rate if self.target.connect_rate else 0
         self.connect_bound = connect_seconds + self.target.handshake_timeout + MARGIN_SECONDS
-        tickets = mint_tickets(load_user_ids(self.clients), ttl=int(self.connect_bound + 60))
+        tickets = self._tickets()
         context = multiprocessing.get_context("spawn")
         try:
             for plan in self._plans(tickets):
                 parent_end, child_end = context.Pipe()
-                process = context.Process(target=generator_main, args=(child_end, plan))
+                process = context.Process(target=self.entry, args=(child_end, plan))
                 process.start()
                 child_end.close()
                 self.children.append((process, parent_end))
@@ -199,7 +205,10 @@ class Run:
                 process.join(timeout=5)
             conn.close()
 
-    def _plans(self, tickets: list[str]) -> list[Plan]:
+    def _tickets(self) -> list[str]:
+        return mint_tickets(load_user_ids(self.clients), ttl=int(self.connect_bound + 60))
+
+    def _plans(self, tickets: list[str]) -> list[Any]:
         urls = [presence_url(url) for url in self.target.urls]
         per_proc: list[list[ClientSpec]] = [[] for _ in range(self.procs)]
         for i, ticket in enumerate(tickets):

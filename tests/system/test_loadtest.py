@@ -41,6 +41,7 @@ def loadtest_workers(
         "DJANGO_HTTPS": "0",
         "DJANGO_WS_ALLOWED_ORIGINS": ORIGIN,
         "REALTIME_RATE_SIGNAL": "600/min",
+        "REALTIME_RATE_OP": "100000/min",  # what a smoke run of editors measures is not the limiter
     }
     with daphne_workers(2, env, log_dir=tmp_path_factory.mktemp("loadtest-logs")) as workers:
         yield workers
@@ -112,3 +113,58 @@ def test_fanout_delivers_every_signal_to_every_member(transactional_db, loadtest
     send = result["windows"]["send"]
     assert send["units"] == results["delivered"]
     assert {"workers", "redis", "postgres", "server_total", "generator"} <= set(send["us_per_unit"])
+
+
+@pytest.fixture(scope="module")
+def ot_workers(loadtest_workers: list[Worker]) -> list[Worker]:
+    """The same workers: their per-user op limit is raised too, for the editors' smoke runs."""
+    return loadtest_workers
+
+
+def assert_converged(result: dict[str, Any], editors: int, documents: int) -> None:
+    results = result["results"]
+    assert results["ok"] is True, results["problems"]
+    assert results["converged"] is True
+    assert results["established"] == editors
+    assert results["editors_converged"] == editors
+    assert results["documents_replayed_ok"] == documents
+    assert results["acked"] == results["ops_committed"] > 0
+    assert results["unsettled"] == results["failed_editors"] == 0
+    assert results["error_frames"] == {}
+    assert set(results["ack_ms"]) == {"p50", "p95", "p99", "max"}
+    assert results["ops_per_s"] > 0
+    edit = result["windows"]["edit"]
+    assert edit["unit"] == "op" and edit["units"] == results["acked"]
+    assert {"workers", "redis", "postgres", "server_total"} <= set(edit["us_per_unit"])
+    assert "steal_pct" in edit and "rerun_for_steal" in result
+    assert result["server_log"]["traceback"] == 0, result["server_log"]["examples"]
+
+
+def test_ot_hot_editors_converge(transactional_db, ot_workers):
+    result = loadtest(ot_workers, "ot-hot", "--editors", "3", "--duration", "2")
+
+    assert result["scenario"] == "ot-hot"
+    assert_converged(result, editors=3, documents=1)
+    assert result["results"]["remote_ops_received"] == 2 * result["results"]["acked"]
+
+
+def test_ot_many_documents_converge(transactional_db, ot_workers):
+    result = loadtest(ot_workers, "ot-many", "--documents", "3", "--duration", "2")
+
+    assert result["scenario"] == "ot-many"
+    assert_converged(result, editors=3, documents=3)
+    assert result["results"]["remote_ops_received"] == 0  # alone on each document
+
+
+def test_join_snapshots_match_the_database(transactional_db, ot_workers):
+    result = loadtest(ot_workers, "join", "--size-kb", "10", "--joins", "5", "--warmup", "1")
+
+    results = result["results"]
+    assert result["scenario"] == "join"
+    assert results["ok"] is True
+    assert results["joined"] == results["snapshots_matching_db"] == 5
+    assert results["failures"] == {}
+    assert results["content_chars"] == 10 * 1024
+    assert set(results["join_ms"]) == {"p50", "p95", "p99", "max"}
+    assert result["windows"]["join"]["units"] == 5
+    assert "server_total" in result["windows"]["join"]["us_per_unit"]

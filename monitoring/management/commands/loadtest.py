@@ -1,8 +1,16 @@
-"""``manage.py loadtest hold|fanout``: real WebSocket clients against real Daphne workers.
+"""``manage.py loadtest hold|fanout|ot-hot|ot-many|join``: real WebSocket clients against real
+Daphne workers.
 
     manage.py loadtest hold --connections 2000 --rooms 100 --hold 30 \\
         --url ws://127.0.0.1:8001 --url ws://127.0.0.1:8002 --pid 4100 --pid 4101
     manage.py loadtest fanout --rooms 100 --members 10 --rate 1000 --duration 20 --spawn 2
+    manage.py loadtest ot-hot --editors 20 --duration 20 --spawn 2
+    manage.py loadtest ot-many --documents 100 --duration 20 --spawn 2
+    manage.py loadtest join --size-kb 100 --joins 200 --spawn 2
+
+With ``--spawn`` the workers get the current environment plus every ``--worker-env KEY=VALUE``;
+for ot-hot and ot-many ``REALTIME_RATE_OP`` defaults to 100000/min there (unless set in the
+environment or by ``--worker-env``), so that the per-user op limiter is not what is measured.
 
 Prints one JSON line of results on stdout (progress goes to stderr). The command shares the
 workers' database and Redis: it creates load users (``load-NNNNN``) and mints their tickets
@@ -22,6 +30,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from config.realtime.ratelimit import parse_rate
+from monitoring.loadtest.otscenarios import JoinOptions, OtOptions, run_join, run_ot
 from monitoring.loadtest.scenarios import (
     FanoutOptions,
     HoldOptions,
@@ -30,6 +39,9 @@ from monitoring.loadtest.scenarios import (
     run_hold,
 )
 from monitoring.loadtest.workers import daphne_workers
+
+# Per user: a single editor is one load user; at the default 3000/min it could not pass 50 ops/s.
+OT_WORKER_RATE = "100000/min"
 
 
 class Command(BaseCommand):
@@ -49,7 +61,28 @@ class Command(BaseCommand):
         fanout.add_argument(
             "--drain", type=float, default=3.0, help="seconds after the last send (default 3)"
         )
-        for sub in (hold, fanout):
+        hot = scenarios.add_parser("ot-hot", help="K editors on one document, one op in flight")
+        hot.add_argument("--editors", type=int, default=20)
+        many = scenarios.add_parser("ot-many", help="D documents, one editor each")
+        many.add_argument("--documents", type=int, default=100)
+        for sub in (hot, many):
+            sub.add_argument("--duration", type=float, default=20.0, help="seconds of editing")
+            sub.add_argument(
+                "--settle", type=float, default=15.0, help="bound on the wait to converge"
+            )
+            sub.add_argument(
+                "--type-interval",
+                type=float,
+                default=0.02,
+                help="seconds between keystrokes into a busy editor's buffer (default 0.02)",
+            )
+            sub.add_argument("--seed", type=int, default=0)
+        join = scenarios.add_parser("join", help="timed joins of one large document")
+        join.add_argument("--size-kb", type=float, default=100.0)
+        join.add_argument("--joins", type=int, default=200)
+        join.add_argument("--concurrency", type=int, default=1)
+        join.add_argument("--warmup", type=int, default=10, help="unmeasured joins first")
+        for sub in (hold, fanout, hot, many, join):
             self._add_target_arguments(sub)
 
     @staticmethod
@@ -57,6 +90,13 @@ class Command(BaseCommand):
         parser.add_argument("--url", action="append", default=[], help="ws://host:port (repeat)")
         parser.add_argument("--pid", action="append", type=int, default=[], help="worker PID")
         parser.add_argument("--spawn", type=int, default=0, help="start N workers for the run")
+        parser.add_argument(
+            "--worker-env",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="extra environment of --spawn workers (repeat)",
+        )
         parser.add_argument("--worker-log", action="append", default=[], help="worker log file")
         parser.add_argument("--redis-pid", type=int, help="default: the redis-server process")
         parser.add_argument("--pg-pid", type=int, help="default: the PostgreSQL postmaster")
@@ -83,7 +123,10 @@ class Command(BaseCommand):
 
     def _handle(self, options: dict[str, Any]) -> None:
         if options["spawn"]:
-            with daphne_workers(options["spawn"], env={}) as workers:
+            env = worker_env(options)
+            if env:
+                sys.stderr.write(f"worker env: {env}\n")
+            with daphne_workers(options["spawn"], env=env) as workers:
                 target = self._target(
                     options,
                     urls=[worker.ws_url("") for worker in workers],
@@ -101,6 +144,8 @@ class Command(BaseCommand):
             )
             result = self._run(target, options)
         self.stdout.write(json.dumps(result, separators=(",", ":")))
+        if result["results"].get("ok") is False:
+            raise CommandError(f"{options['scenario']}: not ok (see results.problems)")
 
     def _check(self, options: dict[str, Any]) -> None:
         if bool(options["spawn"]) == bool(options["url"]):
@@ -115,6 +160,11 @@ class Command(BaseCommand):
                 "Set DATABASE_URL and REDIS_URL for a multi-worker run: workers on SQLite and "
                 "in-memory layers share nothing."
             )
+        for item in options["worker_env"]:
+            if "=" not in item:
+                raise CommandError(f"--worker-env {item!r}: expected KEY=VALUE.")
+        if options["worker_env"] and not options["spawn"]:
+            raise CommandError("--worker-env is for --spawn workers.")
         if options["scenario"] == "fanout":
             per_client = options["rate"] / (options["rooms"] * options["members"])
             limit = settings.REALTIME_RATES["presence.signal.send"]
@@ -138,7 +188,33 @@ class Command(BaseCommand):
 
     def _run(self, target: Target, options: dict[str, Any]) -> dict[str, Any]:
         sys.stderr.write(f"loadtest {options['scenario']} against {', '.join(target.urls)}\n")
-        if options["scenario"] == "hold":
+        scenario = options["scenario"]
+        if scenario in ("ot-hot", "ot-many"):
+            hot = scenario == "ot-hot"
+            result = run_ot(
+                target,
+                OtOptions(
+                    documents=1 if hot else options["documents"],
+                    editors=options["editors"] if hot else 1,
+                    duration=options["duration"],
+                    settle=options["settle"],
+                    type_interval=options["type_interval"],
+                    seed=options["seed"],
+                ),
+            )
+            result["parameters"]["worker_env"] = worker_env(options) if options["spawn"] else None
+            return result
+        if scenario == "join":
+            return run_join(
+                target,
+                JoinOptions(
+                    size_kb=options["size_kb"],
+                    joins=options["joins"],
+                    concurrency=options["concurrency"],
+                    warmup=options["warmup"],
+                ),
+            )
+        if scenario == "hold":
             return run_hold(
                 target, HoldOptions(options["connections"], options["rooms"], options["hold"])
             )
@@ -152,6 +228,17 @@ class Command(BaseCommand):
                 drain=options["drain"],
             ),
         )
+
+
+def worker_env(options: dict[str, Any]) -> dict[str, str]:
+    """The environment --spawn workers get on top of ours."""
+    env: dict[str, str] = {}
+    if options["scenario"] in ("ot-hot", "ot-many") and "REALTIME_RATE_OP" not in os.environ:
+        env["REALTIME_RATE_OP"] = OT_WORKER_RATE
+    for item in options["worker_env"]:
+        key, _, value = item.partition("=")
+        env[key] = value
+    return env
 
 
 def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
