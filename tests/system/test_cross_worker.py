@@ -15,6 +15,7 @@ import time
 import urllib.parse
 import urllib.request
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -411,11 +412,15 @@ def test_workers_recover_when_their_database_connections_are_killed(
 ) -> None:
     """A PostgreSQL restart or an idle-connection reaper leaves dead connections in each
     worker's pool; the next requests must get fresh ones, not a 500 (RELIABILITY F6, F8)."""
-    for worker in workers:  # fill the pools
-        for _ in range(3):
-            assert http_request(worker.http_url("/readyz"))[0] == 200
+    for worker in workers:  # fill the pools: concurrent REST requests each take a connection
+        url = worker.http_url(f"/api/presence/users/?ids={alice.user_id}")
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            answers = list(pool.map(lambda _, u=url: http_request(u, token=alice.token), range(16)))
+        assert [status for status, _, _ in answers] == [200] * 16
     ports = [port for worker in workers for port in postgres_client_ports(worker.pid)]
-    assert ports, "the workers hold no PostgreSQL connection to kill"
+    # Several dead connections per pool: psycopg_pool's backoff between failed checks (1 s,
+    # 2 s, 4 s...) would make recovery slower than the readiness timeout (config/realtime/apps).
+    assert len(ports) > len(workers), "the workers hold too few PostgreSQL connections to kill"
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
