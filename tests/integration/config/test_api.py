@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from rest_framework import exceptions
 from rest_framework.permissions import AllowAny
@@ -96,6 +97,8 @@ def test_a_body_at_the_size_limit_is_accepted(settings):
         (exceptions.MethodNotAllowed("PUT"), 405, "method_not_allowed"),
         (exceptions.UnsupportedMediaType("text/xml"), 400, "invalid"),
         (exceptions.ValidationError({"title": ["Required."]}), 400, "invalid"),
+        (OperationalError("server closed the connection"), 503, "unavailable"),
+        (InterfaceError("connection already closed"), 503, "unavailable"),
     ],
 )
 def test_errors_are_mapped_to_their_code_and_status(exc, status, code):
