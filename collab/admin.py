@@ -11,6 +11,7 @@ from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 
 from collab.models import Document, DocumentMember, DocumentVersion, Operation, Role
+from config.admin import ReadOnlyAdminMixin
 
 
 class MemberInlineFormSet(BaseInlineFormSet):
@@ -77,22 +78,13 @@ class DocumentMemberAdmin(admin.ModelAdmin):
 
 
 @admin.register(Operation)
-class OperationAdmin(admin.ModelAdmin):
+class OperationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("document", "version", "author", "client_id", "seq", "created_at")
     list_select_related = ("document", "author")
     search_fields = ("client_id",)
 
     def get_queryset(self, request: HttpRequest):  # type: ignore[no-untyped-def]
         return super().get_queryset(request).defer("document__content")
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
 
 
 @admin.register(DocumentVersion)

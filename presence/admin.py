@@ -9,22 +9,14 @@ from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.urls import path
 
+from config.admin import ReadOnlyAdminMixin
 from presence.models import LivePresence
 from presence.services import presence_overview
 
 
 @admin.register(LivePresence)
-class LivePresenceAdmin(admin.ModelAdmin):
+class LivePresenceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     # Soft state has nothing to add, change or delete: staff can only look.
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
     def get_urls(self):  # type: ignore[no-untyped-def]
         # Only the live list: the change, history and delete views of this proxy would show
         # user records (password hashes included) to anyone allowed to view presence.

@@ -19,6 +19,7 @@ from collab.models import Document, DocumentMember, DocumentVersion, Operation, 
 from collab.selectors import op_applied_data
 from collab.services import member_set, operation_submit
 from tests.factories import DocumentFactory, UserFactory
+from tests.integration.rest import error_of
 from tests.integration.ws import next_of
 
 DOCUMENTS = "/api/collab/documents/"
@@ -34,15 +35,6 @@ def client_for(user) -> APIClient:
     client = APIClient()
     client.force_authenticate(user)
     return client
-
-
-def error_of(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.content
-    error = response.json()["error"]
-    assert error["code"] == code
-    assert error["retry"] is False
-    assert isinstance(error["message"], str) and error["message"]
-    return error
 
 
 def replay(document: Document) -> str:

@@ -17,6 +17,7 @@ from rest_framework.test import APIClient
 from presence.services import MAX_USERS_PER_QUERY, presence_publish
 from presence.state import ConnectionState
 from presence.store import get_presence_store
+from tests.integration.rest import error_of
 from tests.integration.ws import next_of, request
 
 USERS = "/api/presence/users/"
@@ -63,15 +64,6 @@ async def ack(comm, type_: str, data: dict) -> dict:
 async def join(comm, room: str, state: str = "editing") -> list[dict]:
     """Join a room; returns the members the ack listed."""
     return (await ack(comm, "presence.room.join", {"room": room, "state": state}))["members"]
-
-
-def error_of(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.content
-    error = response.json()["error"]
-    assert error["code"] == code
-    assert error["retry"] is False
-    assert isinstance(error["message"], str) and error["message"]
-    return error
 
 
 # --- who may ask ---------------------------------------------------------------------------------

@@ -1,0 +1,19 @@
+"""Admin pieces shared by the apps."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest
+
+
+class ReadOnlyAdminMixin:
+    """For records only the application writes (committed ops, live presence): look, never
+    add, change or delete."""
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
