@@ -19,6 +19,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
+from django.db.models import F
 
 from collab import ot
 from collab.models import Document, DocumentMember, DocumentVersion, Operation, Role
@@ -26,7 +27,6 @@ from collab.permissions import can_edit, can_manage
 from collab.selectors import (
     content_at,
     document_for_user,
-    document_role,
     op_applied_data,
     operations_between,
 )
@@ -158,11 +158,15 @@ def operation_submit(
 def _submit(
     document_id: int, base_version: int, op: list, client_id: str, seq: int, user: Any
 ) -> OpResult:
-    _require(can_edit, document_role(user=user, document_id=document_id))
-    # The row lock serialises submits to one document across every worker.
-    document = Document.objects.select_for_update().filter(pk=document_id).first()
-    if document is None:
-        raise AppError(ErrorCode.NOT_FOUND, "No such document.")
+    # The row lock serialises submits to one document across every worker; the user's role
+    # comes with it, in the same query.
+    document = (
+        Document.objects.select_for_update(of=("self",))
+        .filter(pk=document_id, members__user_id=user.pk)
+        .annotate(role=F("members__role"))
+        .first()
+    )
+    _require(can_edit, None if document is None else document.role)
     committed = (
         Operation.objects.filter(document=document, client_id=client_id, seq=seq)
         .values_list("version", flat=True)

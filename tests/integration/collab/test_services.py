@@ -229,3 +229,12 @@ def test_deleting_the_owner_account_keeps_the_document(owner, document):
     owner.delete()
 
     assert Document.objects.filter(pk=document.pk).exists()
+
+
+@pytest.mark.django_db(transaction=True)  # a real transaction, not a test savepoint
+def test_a_submit_at_the_current_version_costs_four_queries(django_assert_num_queries):
+    owner = UserFactory()
+    document = document_create(owner=owner, title="Hot", content="hello")
+    # BEGIN; lock with role, duplicate check, document update, op insert; COMMIT.
+    with django_assert_num_queries(6):
+        submit(document, owner, [5, "!"])
