@@ -12,6 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PURE_MODULES = {
     "collab.ot": "collab/ot.py",
     "collab.otclient": "collab/otclient.py",
+    "comments.mentions": "comments/mentions.py",
     "config.errors": "config/errors.py",
     "config.realtime.envelope": "config/realtime/envelope.py",
     "config.realtime.groups": "config/realtime/groups.py",
