@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 
 from collab import ot
 from collab.models import Document, DocumentMember, DocumentVersion, Operation
@@ -29,18 +29,30 @@ def document_role(*, user: Any, document_id: int) -> str | None:
 
 
 def document_for_user(
-    *, user: Any, document_id: int, need: Callable[[str | None], bool] = can_view
+    *,
+    user: Any,
+    document_id: int,
+    need: Callable[[str | None], bool] = can_view,
+    lock: bool = False,
 ) -> tuple[Document, str]:
-    """The document and the user's role; NOT_FOUND if they may not see it, FORBIDDEN if they may
-    see it but not do what ``need`` asks."""
-    role = document_role(user=user, document_id=document_id)
+    """The document and the user's role, in one query; NOT_FOUND if they may not see it,
+    FORBIDDEN if they may see it but not do what ``need`` asks. ``lock`` takes the document's
+    row lock (inside a transaction), which serialises writes to it across workers."""
+    documents = Document.objects.all()
+    if lock:
+        documents = documents.select_for_update(of=("self",))
+    document = (
+        documents.filter(pk=document_id, members__user_id=user.pk)
+        .annotate(role=F("members__role"))
+        .first()
+        if getattr(user, "is_authenticated", False)
+        else None
+    )
+    role = None if document is None else document.role
     if not can_view(role):
         raise AppError(ErrorCode.NOT_FOUND, "No such document.")
     if not need(role):
         raise AppError(ErrorCode.FORBIDDEN, "Your role on this document does not allow that.")
-    document = Document.objects.filter(pk=document_id).first()
-    if document is None:
-        raise AppError(ErrorCode.NOT_FOUND, "No such document.")
     return document, role  # type: ignore[return-value]
 
 

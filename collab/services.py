@@ -19,7 +19,6 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
-from django.db.models import F
 
 from collab import ot
 from collab.models import Document, DocumentMember, DocumentVersion, Operation, Role
@@ -158,15 +157,8 @@ def operation_submit(
 def _submit(
     document_id: int, base_version: int, op: list, client_id: str, seq: int, user: Any
 ) -> OpResult:
-    # The row lock serialises submits to one document across every worker; the user's role
-    # comes with it, in the same query.
-    document = (
-        Document.objects.select_for_update(of=("self",))
-        .filter(pk=document_id, members__user_id=user.pk)
-        .annotate(role=F("members__role"))
-        .first()
-    )
-    _require(can_edit, None if document is None else document.role)
+    # The row lock serialises submits to one document across every worker.
+    document, _ = document_for_user(user=user, document_id=document_id, need=can_edit, lock=True)
     committed = (
         Operation.objects.filter(document=document, client_id=client_id, seq=seq)
         .values_list("version", flat=True)
@@ -187,13 +179,6 @@ def _submit(
             op = ot.transform(op, other.op, "left")
     version = _commit(document, op, user=user, client_id=client_id, seq=seq)
     return OpResult(version=version)
-
-
-def _require(need, role: str | None) -> None:  # type: ignore[no-untyped-def]
-    if role is None:
-        raise AppError(ErrorCode.NOT_FOUND, "No such document.")
-    if not need(role):
-        raise AppError(ErrorCode.FORBIDDEN, "Your role on this document does not allow that.")
 
 
 def _commit(document: Document, op: list, *, user: Any, client_id: str, seq: int) -> int:
@@ -248,8 +233,7 @@ def _check_size(length: int) -> None:
 @transaction.atomic
 def version_create(*, user: Any, document_id: int, name: str) -> DocumentVersion:
     """Name the current text, so it can be found and restored later."""
-    _, _ = document_for_user(user=user, document_id=document_id, need=can_edit)
-    document = Document.objects.select_for_update().get(pk=document_id)
+    document, _ = document_for_user(user=user, document_id=document_id, need=can_edit, lock=True)
     return DocumentVersion.objects.create(
         document=document,
         version=document.version,
@@ -263,8 +247,7 @@ def version_create(*, user: Any, document_id: int, name: str) -> DocumentVersion
 def version_restore(*, user: Any, document_id: int, version: int) -> OpResult:
     """Bring back the text of ``version`` as a new op: every client converges on it as on any
     other edit, and history keeps what was undone."""
-    _, _ = document_for_user(user=user, document_id=document_id, need=can_edit)
-    document = Document.objects.select_for_update().get(pk=document_id)
+    document, _ = document_for_user(user=user, document_id=document_id, need=can_edit, lock=True)
     old = content_at(document=document, version=version)
     if old == document.content:
         return OpResult(version=document.version, duplicate=True)
