@@ -48,6 +48,12 @@ async def joined(communicators):
     return join_
 
 
+async def share(document, owner, member, role: str) -> None:
+    await sync_to_async(member_set)(
+        user=owner, document_id=document.pk, member_id=member.pk, role=role
+    )
+
+
 async def submit(comm, version: int, op: list, *, client_id: str = "c1", seq: int = 1) -> dict:
     data = {"version": version, "op": op, "client_id": client_id, "seq": seq}
     return await request(comm, "collab.op.submit", data, id=f"s{seq}")
@@ -74,9 +80,7 @@ async def test_strangers_and_missing_documents_are_closed_with_4404(
 async def test_an_op_is_acked_with_its_version_and_reaches_the_others_once(
     ws_user, ws_other_user, document, joined
 ):
-    await sync_to_async(member_set)(
-        user=ws_user, document_id=document.pk, member_id=ws_other_user.pk, role=Role.EDITOR
-    )
+    await share(document, ws_user, ws_other_user, Role.EDITOR)
     alice, _ = await joined(ws_user, document.pk)
     bob, _ = await joined(ws_other_user, document.pk)
 
@@ -108,9 +112,7 @@ async def test_a_resubmitted_op_is_acked_with_the_original_version(ws_user, docu
 
 
 async def test_a_viewer_may_watch_but_not_submit(ws_user, ws_other_user, document, joined):
-    await sync_to_async(member_set)(
-        user=ws_user, document_id=document.pk, member_id=ws_other_user.pk, role=Role.VIEWER
-    )
+    await share(document, ws_user, ws_other_user, Role.VIEWER)
     viewer, snapshot = await joined(ws_other_user, document.pk)
 
     reply = await submit(viewer, 1, ["x"])
@@ -148,9 +150,7 @@ async def test_an_unusable_since_gets_a_fresh_snapshot(ws_user, document, commun
 async def test_a_lost_broadcast_is_filled_from_the_database_in_order(
     ws_user, ws_other_user, document, joined
 ):
-    await sync_to_async(member_set)(
-        user=ws_user, document_id=document.pk, member_id=ws_other_user.pk, role=Role.EDITOR
-    )
+    await share(document, ws_user, ws_other_user, Role.EDITOR)
     alice, _ = await joined(ws_user, document.pk)
     bob, _ = await joined(ws_other_user, document.pk)
 
@@ -173,9 +173,7 @@ async def test_a_lost_broadcast_is_filled_from_the_database_in_order(
 
 
 async def test_an_ack_comes_after_every_earlier_op(ws_user, ws_other_user, document, joined):
-    await sync_to_async(member_set)(
-        user=ws_user, document_id=document.pk, member_id=ws_other_user.pk, role=Role.EDITOR
-    )
+    await share(document, ws_user, ws_other_user, Role.EDITOR)
     alice, _ = await joined(ws_user, document.pk)
     await sync_to_async(operation_submit)(
         document_id=document.pk, base_version=1, op=["B"], client_id="b", seq=1, user=ws_other_user
@@ -201,9 +199,7 @@ async def test_an_ack_comes_after_every_earlier_op(ws_user, ws_other_user, docum
 async def test_cursors_reach_the_others_moved_through_newer_ops(
     ws_user, ws_other_user, document, joined
 ):
-    await sync_to_async(member_set)(
-        user=ws_user, document_id=document.pk, member_id=ws_other_user.pk, role=Role.EDITOR
-    )
+    await share(document, ws_user, ws_other_user, Role.EDITOR)
     alice, _ = await joined(ws_user, document.pk)
     bob, _ = await joined(ws_other_user, document.pk)
     await submit(bob, 1, ["12"], client_id="b", seq=1)  # alice's cursor at v1 moves by 2
