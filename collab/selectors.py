@@ -6,15 +6,17 @@ ops = operations_between(document_id=42, after=7, upto=12)   # versions 8..12, i
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import F, QuerySet
+from django.db.models.functions import Length
 
 from collab import ot
 from collab.models import Document, DocumentMember, DocumentVersion, Operation
 from collab.permissions import can_view
+from comments.targets import Anchor
 from config.errors import AppError, ErrorCode
 
 
@@ -26,6 +28,12 @@ def document_role(*, user: Any, document_id: int) -> str | None:
         .values_list("role", flat=True)
         .first()
     )
+
+
+def document_roles(document_id: int, user_ids: Collection[int]) -> dict[int, str]:
+    """The roles of these users on a document, for those who have one (comments' mentions)."""
+    members = DocumentMember.objects.filter(document_id=document_id, user_id__in=list(user_ids))
+    return dict(members.values_list("user_id", "role"))
 
 
 def document_for_user(
@@ -133,3 +141,34 @@ def document_open(*, document_id: int, since: int | None) -> Opening:
         if [op.version for op in missed] == list(range(since + 1, current + 1)):
             return Opening(version=current, content=None, missed=missed)
     return Opening(version=current, content=document.content, missed=[])
+
+
+def anchors_moved(document_id: int, anchors: list[Anchor]) -> list[Anchor]:
+    """Ranges of the text at older versions, moved through every later op to the current
+    version (one read of the ops for all of them). NOT_FOUND for a version the document never
+    had; a range past the end of the text there is INVALID."""
+    document = (
+        Document.objects.filter(pk=document_id)
+        .annotate(length=Length("content"))
+        .values("version", "length")
+        .first()
+    )
+    if document is None:
+        raise AppError(ErrorCode.NOT_FOUND, "No such document.")
+    current, length = document["version"], document["length"]
+    if any(anchor.version > current for anchor in anchors):
+        raise AppError(ErrorCode.INVALID, f"The document is at version {current}.")
+    oldest = min((anchor.version for anchor in anchors), default=current)
+    later = operations_between(document_id=document_id, after=oldest) if oldest < current else []
+    if len(later) != current - oldest:
+        raise AppError(ErrorCode.CONFLICT, "That version is older than the kept history.")
+    moved = []
+    for anchor in anchors:
+        start, end = anchor.start, anchor.end
+        for operation in later[anchor.version - oldest :]:
+            start = ot.transform_cursor(start, operation.op)
+            end = ot.transform_cursor(end, operation.op)
+        if end > length:
+            raise AppError(ErrorCode.INVALID, "The anchor reaches past the end of the text.")
+        moved.append(Anchor(start=start, end=end, version=current))
+    return moved

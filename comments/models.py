@@ -42,6 +42,8 @@ class Thread(models.Model):
         related_name="+",
     )
     last_seq = models.PositiveBigIntegerField(default=0)  # of the thread's latest event
+    # The creator's idempotency key: creating a thread again with it returns the original.
+    client_msg_id = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         indexes = [
@@ -54,6 +56,11 @@ class Thread(models.Model):
                     | models.Q(anchor_start__lte=models.F("anchor_end"))
                 ),
                 name="comments_anchor_ordered",
+            ),
+            models.UniqueConstraint(
+                fields=["created_by", "client_msg_id"],
+                condition=~models.Q(client_msg_id=""),
+                name="comments_thread_once",
             ),
         ]
         ordering = ["-created_at", "-id"]
@@ -194,6 +201,10 @@ class ThreadEvent(models.Model):
 
     thread = models.ForeignKey(Thread, on_delete=models.CASCADE, related_name="events")
     seq = models.PositiveBigIntegerField()
+    # The comment the event is about, if any: a delete or a hide scrubs its earlier events.
+    comment = models.ForeignKey(
+        Comment, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     type = models.CharField(max_length=48)  # the wire type, e.g. comments.comment.created
     data = models.JSONField()
     created_at = models.DateTimeField(auto_now_add=True)

@@ -238,6 +238,18 @@ REALTIME_RATES: dict[str, str] = {
     # One op in flight per client: a fast typist's client sends a few per second.
     "collab.op.submit": os.environ.get("REALTIME_RATE_OP", "3000/min"),
     "collab.cursor.set": os.environ.get("REALTIME_RATE_CURSOR", "1200/min"),
+    # Each stores rows and broadcasts to the thread (and notifies): a person's pace, with room.
+    "comments.comment.create": os.environ.get("REALTIME_RATE_COMMENT", "120/min"),
+    "comments.comment.edit": "120/min",
+    "comments.comment.delete": "120/min",
+    "comments.reaction.add": os.environ.get("REALTIME_RATE_REACTION", "300/min"),
+    "comments.reaction.remove": "300/min",
+    "comments.thread.resolve": "60/min",
+    "comments.thread.reopen": "60/min",
+    # Clients repeat it every couple of seconds while typing; the server relays at most one
+    # per socket every few seconds whatever arrives.
+    "comments.typing.start": "120/min",
+    "comments.typing.stop": "120/min",
 }
 # Per connection, counted in the worker itself: for types that scale with sockets rather than
 # users. Clients beat every REALTIME_HEARTBEAT_SECONDS; this leaves room for 5x that.
@@ -265,6 +277,29 @@ COLLAB_SNAPSHOT_EVERY = env_int("COLLAB_SNAPSHOT_EVERY", 100)
 COLLAB_MAX_DOCUMENT_CHARS = env_int("COLLAB_MAX_DOCUMENT_CHARS", 1_000_000)
 # Recent ops a socket keeps to move cursors made at a slightly older version.
 COLLAB_CURSOR_HISTORY = env_int("COLLAB_CURSOR_HISTORY", 200)
+
+# --- Comments -----------------------------------------------------------------------------------
+# A typing indicator lapses this long after the last "comments.typing.start" (never stored).
+COMMENTS_TYPING_SECONDS = env_int("COMMENTS_TYPING_SECONDS", 6)
+COMMENTS_MAX_CODE_CHARS = env_int("COMMENTS_MAX_CODE_CHARS", 20_000)
+COMMENTS_MAX_ATTACHMENT_BYTES = env_int("COMMENTS_MAX_ATTACHMENT_BYTES", 10 * 1024 * 1024)
+COMMENTS_MAX_ATTACHMENTS = env_int("COMMENTS_MAX_ATTACHMENTS", 10)  # per comment
+# Types are read from the file's own bytes, never taken from what the client claims.
+COMMENTS_ATTACHMENT_TYPES = env_list(
+    "COMMENTS_ATTACHMENT_TYPES",
+    [
+        "image/png",
+        "image/jpeg",
+        "image/gif",
+        "image/webp",
+        "application/pdf",
+        "text/plain",
+        "text/csv",
+    ],
+)
+# Targets a notifications socket may follow for new and resolved threads at once.
+COMMENTS_MAX_WATCHED_TARGETS = env_int("COMMENTS_MAX_WATCHED_TARGETS", 50)
+MEDIA_ROOT = Path(os.environ.get("DJANGO_MEDIA_ROOT", BASE_DIR / "media"))
 
 # --- REST ----------------------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -13,6 +13,7 @@ PURE_MODULES = {
     "collab.ot": "collab/ot.py",
     "collab.otclient": "collab/otclient.py",
     "comments.mentions": "comments/mentions.py",
+    "comments.targets": "comments/targets.py",
     "config.errors": "config/errors.py",
     "config.realtime.envelope": "config/realtime/envelope.py",
     "config.realtime.groups": "config/realtime/groups.py",
