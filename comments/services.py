@@ -395,13 +395,15 @@ def _mention(comment: Comment, *, already: set[int]) -> set[int]:
     return visible
 
 
-def _editable(user: Any, comment_id: object, *, lock: bool = True) -> tuple[Thread, str, Comment]:
+def _editable(user: Any, comment_id: object, in_thread: int | None) -> tuple[Thread, str, Comment]:
+    """The comment locked with its thread, and the user's role; NOT_FOUND if they may not see
+    it, or if it is not in ``in_thread`` (a thread's socket reaches only that thread's)."""
     comment_id = _id(comment_id, "comment_id")
     thread_id = Comment.objects.filter(pk=comment_id).values_list("thread_id", flat=True).first()
-    if thread_id is None:
+    if thread_id is None or in_thread not in (None, thread_id):
         raise AppError(ErrorCode.NOT_FOUND, "No such comment.")
     try:
-        thread, _, role = thread_for_user(user=user, thread_id=thread_id, lock=lock)
+        thread, _, role = thread_for_user(user=user, thread_id=thread_id, lock=True)
     except AppError:
         raise AppError(ErrorCode.NOT_FOUND, "No such comment.") from None
     return thread, role, Comment.objects.select_for_update().get(pk=comment_id)
@@ -418,11 +420,12 @@ def comment_edit(
     user: Any,
     comment_id: object,
     body: object,
+    in_thread: int | None = None,
     code: object = None,
     code_language: object = None,
 ) -> Result:
     """The author changes the text; the text before goes to the history. ``code`` None keeps it."""
-    thread, _, comment = _editable(user, comment_id)
+    thread, _, comment = _editable(user, comment_id, in_thread)
     if comment.author_id != user.pk:
         raise AppError(ErrorCode.FORBIDDEN, "Only the author edits a comment.")
     _live(comment)
@@ -449,9 +452,9 @@ def comment_edit(
 
 
 @transaction.atomic
-def comment_delete(*, user: Any, comment_id: object) -> Result:
+def comment_delete(*, user: Any, comment_id: object, in_thread: int | None = None) -> Result:
     """Soft: the comment keeps its place (replies stay under it), its text goes everywhere."""
-    thread, role, comment = _editable(user, comment_id)
+    thread, role, comment = _editable(user, comment_id, in_thread)
     if not can_delete(role, is_comment_author=comment.author_id == user.pk):
         raise AppError(ErrorCode.FORBIDDEN, "Only the author or the owner deletes a comment.")
     if comment.deleted_at is not None:
@@ -489,10 +492,12 @@ def comment_moderate(*, moderator: Any, comment_id: int, hidden: bool) -> Result
 
 
 @transaction.atomic
-def reaction_set(*, user: Any, comment_id: object, kind: object, present: bool) -> Result:
+def reaction_set(
+    *, user: Any, comment_id: object, kind: object, present: bool, in_thread: int | None = None
+) -> Result:
     """Add (``present``) or remove the user's reaction of one kind; doing it twice is a no-op."""
     kind = _reaction_kind(kind)
-    thread, _, comment = _editable(user, comment_id)
+    thread, _, comment = _editable(user, comment_id, in_thread)
     _live(comment)
     if present:
         _, changed = Reaction.objects.get_or_create(comment=comment, user=user, kind=kind)
@@ -529,9 +534,11 @@ def _notify_reaction(comment: Comment, *, actor: Any) -> None:
 
 
 @transaction.atomic
-def attachment_add(*, user: Any, comment_id: object, upload: Any) -> Result:
+def attachment_add(
+    *, user: Any, comment_id: object, upload: Any, in_thread: int | None = None
+) -> Result:
     """A file on one's own comment: size and type (read from its bytes) within the settings."""
-    thread, _, comment = _editable(user, comment_id)
+    thread, _, comment = _editable(user, comment_id, in_thread)
     if comment.author_id != user.pk:
         raise AppError(ErrorCode.FORBIDDEN, "Only the author adds files to a comment.")
     _live(comment)
