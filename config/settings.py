@@ -250,6 +250,8 @@ REALTIME_RATES: dict[str, str] = {
     # per socket every few seconds whatever arrives.
     "comments.typing.start": "120/min",
     "comments.typing.stop": "120/min",
+    "comments.presence.set": "120/min",
+    "comments.target.watch": "120/min",
 }
 # Per connection, counted in the worker itself: for types that scale with sockets rather than
 # users. Clients beat every REALTIME_HEARTBEAT_SECONDS; this leaves room for 5x that.
