@@ -23,6 +23,7 @@ import os
 import struct
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -282,6 +283,16 @@ class RealtimeClient:
             raise TimeoutError(
                 f"no {type_} {match or ''} in {timeout}s; inbox: {self.inbox[-5:]}"
             ) from None
+
+    async def wait_until(
+        self, condition: Callable[[], bool], *, timeout: float = DEFAULT_TIMEOUT
+    ) -> None:
+        """Wait until ``condition()`` holds, checked whenever a frame arrives."""
+        try:
+            async with asyncio.timeout(timeout), self._arrived:
+                await self._arrived.wait_for(condition)
+        except TimeoutError:
+            raise TimeoutError(f"still not so after {timeout}s; inbox: {self.inbox[-5:]}") from None
 
     async def next_event(self, type_: str, timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any]:
         return await self.next_frame(type_, timeout=timeout)
