@@ -360,3 +360,16 @@ async def test_viewers_are_in_the_thread_room_and_leave_it_on_disconnect(
     assert {m["user"]["id"] for m in snapshot["data"]["members"]} == {ws_user.pk, viewer.pk}
     assert joined_event["data"]["member"]["user"]["id"] == viewer.pk
     assert left["data"]["user"]["id"] == viewer.pk
+
+
+async def test_the_thread_room_is_open_on_the_presence_socket_to_who_may_see_the_thread(
+    ws_user, ws_other_user, viewer, thread, open_ws
+):
+    room = {"room": f"thread.{thread['id']}"}
+    allowed, _ = await open_ws(viewer)
+    refused, _ = await open_ws(ws_other_user)
+
+    assert (await request(allowed, "presence.room.join", room))["type"] == "ack"
+    assert (await request(refused, "presence.room.join", room))["error"]["code"] == "not_found"
+    missing = {"room": "thread.99999999999999999999"}
+    assert (await request(refused, "presence.room.join", missing, id="m"))["type"] == "error"
