@@ -315,6 +315,9 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "user": os.environ.get("API_RATE_USER", "1200/min"),
         "realtime_ticket": os.environ.get("API_RATE_TICKET", "60/min"),
+        # Every comment write over REST (threads, comments, edits, reactions, files), together:
+        # each stores rows and broadcasts; the socket's per-command rates are of the same order.
+        "comments_write": os.environ.get("API_RATE_COMMENTS_WRITE", "240/min"),
     },
     "EXCEPTION_HANDLER": "config.api.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
