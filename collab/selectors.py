@@ -145,8 +145,9 @@ def document_open(*, document_id: int, since: int | None) -> Opening:
 
 def anchors_moved(document_id: int, anchors: list[Anchor]) -> list[Anchor]:
     """Ranges of the text at older versions, moved through every later op to the current
-    version (one read of the ops for all of them). NOT_FOUND for a version the document never
-    had; a range past the end of the text there is INVALID."""
+    version (one read of the ops for all of them). NOT_FOUND for a document that does not exist;
+    INVALID for a version the document never had, or a range past the end of the text there;
+    CONFLICT for a version older than the kept history."""
     document = (
         Document.objects.filter(pk=document_id)
         .annotate(length=Length("content"))
@@ -159,7 +160,13 @@ def anchors_moved(document_id: int, anchors: list[Anchor]) -> list[Anchor]:
     if any(anchor.version > current for anchor in anchors):
         raise AppError(ErrorCode.INVALID, f"The document is at version {current}.")
     oldest = min((anchor.version for anchor in anchors), default=current)
-    later = operations_between(document_id=document_id, after=oldest) if oldest < current else []
+    # ``upto``: ops committed since the document was read would not fit ``current`` and
+    # ``length``, and would fail the count below as if history were missing.
+    later = (
+        operations_between(document_id=document_id, after=oldest, upto=current)
+        if oldest < current
+        else []
+    )
     if len(later) != current - oldest:
         raise AppError(ErrorCode.CONFLICT, "That version is older than the kept history.")
     moved = []

@@ -5,7 +5,9 @@
     sniff_content_type(b"MZ\\x90\\x00...")               # None: no type we know, refuse it
 
 Binary formats are recognised by their magic numbers. Text has none: a head that decodes as
-UTF-8 without control characters is text, ``text/csv`` when the file is named ``.csv``.
+UTF-8 without control characters is text, ``text/csv`` when the file is named ``.csv``. Text is
+decided first: some signatures are printable ("BM" for bitmaps, "ID3", "MThd"), and a note that
+opens with "BMW" is not an image.
 """
 
 from __future__ import annotations
@@ -17,12 +19,10 @@ _TEXT_CONTROLS = set(range(32)) - {9, 10, 12, 13}  # tab, newlines and form feed
 
 
 def sniff_content_type(head: bytes, *, name: str = "") -> str | None:
-    kind = filetype.guess(head)
-    if kind is not None:
-        return kind.mime
     if _is_text(head):
         return "text/csv" if name.lower().endswith(".csv") else "text/plain"
-    return None
+    kind = filetype.guess(head)
+    return None if kind is None else kind.mime
 
 
 def _is_text(head: bytes) -> bool:

@@ -122,11 +122,13 @@ def _text(body: object, code: object = "", code_language: object = "") -> Text:
         raise AppError(ErrorCode.INVALID, "'code_language' must be up to 32 of [A-Za-z0-9+#-._].")
     if code_language and not code:
         raise AppError(ErrorCode.INVALID, "'code_language' needs 'code'.")
+    if "\x00" in body or "\x00" in code:  # PostgreSQL text cannot hold NUL: a DataError, a 500
+        raise AppError(ErrorCode.INVALID, "'body' and 'code' must not contain NUL characters.")
     return Text(body=body, code=code, code_language=code_language.lower())
 
 
 def _client_msg_id(value: object) -> str:
-    if not isinstance(value, str) or not 1 <= len(value) <= MAX_CLIENT_MSG_ID:
+    if not isinstance(value, str) or not 1 <= len(value) <= MAX_CLIENT_MSG_ID or "\x00" in value:
         raise AppError(
             ErrorCode.INVALID, f"'client_msg_id' must be 1 to {MAX_CLIENT_MSG_ID} characters."
         )
@@ -199,7 +201,7 @@ def thread_create(
         )
     target_id = _id(target_id, "target_id")
     target_key = "" if target_key is None else target_key
-    if not isinstance(target_key, str) or len(target_key) > MAX_TARGET_KEY:
+    if not isinstance(target_key, str) or len(target_key) > MAX_TARGET_KEY or "\x00" in target_key:
         raise AppError(
             ErrorCode.INVALID, f"'target_key' must be up to {MAX_TARGET_KEY} characters."
         )
@@ -472,10 +474,13 @@ def comment_delete(*, user: Any, comment_id: object, in_thread: int | None = Non
 def comment_moderate(*, moderator: Any, comment_id: int, hidden: bool) -> Result:
     """Staff hide a comment (its text goes from every reader and replay) or restore it.
     Called from the admin, which has already checked the moderator's permission."""
-    comment = Comment.objects.select_for_update().filter(pk=comment_id).first()
-    if comment is None:
+    thread_id = Comment.objects.filter(pk=comment_id).values_list("thread_id", flat=True).first()
+    if thread_id is None:
         raise AppError(ErrorCode.NOT_FOUND, "No such comment.")
-    thread = Thread.objects.select_for_update().get(pk=comment.thread_id)
+    # The thread's lock before the comment's, as every other write takes them: the other order
+    # deadlocks against an edit or a reaction on the same comment.
+    thread = Thread.objects.select_for_update().get(pk=thread_id)
+    comment = Comment.objects.select_for_update().get(pk=comment_id)
     if (comment.hidden_at is not None) == hidden:
         return Result(comment_payload(comment_of(comment.pk)), None)
     comment.hidden_at = timezone.now() if hidden else None
@@ -518,6 +523,9 @@ def reaction_set(
 
 
 def _notify_reaction(comment: Comment, *, actor: Any) -> None:
+    # An author who lost the target is told nothing of it, as with mentions and replies.
+    if not visible_user_ids(thread=comment.thread, user_ids=[comment.author_id]):  # type: ignore[list-item]
+        return
     # One unread reaction notice per reacting user and comment: toggling is not a stream of pings.
     unread = Notification.objects.filter(
         recipient_id=comment.author_id,
