@@ -1,4 +1,4 @@
-"""``manage.py loadtest`` end to end: a small hold and fanout against two real Daphne workers.
+"""``manage.py loadtest`` end to end: small runs of every scenario against two real Daphne workers.
 
 Asserts correctness only (every client established, nothing lost, the JSON line's shape), never
 speed: figures belong in docs/benchmarks.md, measured on a quiet machine.
@@ -42,6 +42,8 @@ def loadtest_workers(
         "DJANGO_WS_ALLOWED_ORIGINS": ORIGIN,
         "REALTIME_RATE_SIGNAL": "600/min",
         "REALTIME_RATE_OP": "100000/min",  # what a smoke run of editors measures is not the limiter
+        "REALTIME_RATE_COMMENT": "100000/min",  # nor a smoke run of commenters
+        "REALTIME_RATE_REACTION": "100000/min",
     }
     with daphne_workers(2, env, log_dir=tmp_path_factory.mktemp("loadtest-logs")) as workers:
         yield workers
@@ -168,3 +170,35 @@ def test_join_snapshots_match_the_database(transactional_db, ot_workers):
     assert set(results["join_ms"]) == {"p50", "p95", "p99", "max"}
     assert result["windows"]["join"]["units"] == 5
     assert "server_total" in result["windows"]["join"]["us_per_unit"]
+
+
+def test_comments_reach_every_socket_once_in_order(transactional_db, loadtest_workers):
+    result = loadtest(
+        loadtest_workers,
+        "comments",
+        *("--threads", "2", "--users", "4", "--rate", "10", "--duration", "2"),
+        *("--reaction-share", "0.5"),
+    )
+
+    results = result["results"]
+    assert result["scenario"] == "comments"
+    assert results["ok"] is True, results["problems"]
+    assert results["established"] == results["held_to_end"] == 8
+    assert results["scheduled"] == results["sent"] == results["acked"] == 20
+    assert results["acked_comments"] > 0 and results["acked_reactions"] > 0
+    assert results["unanswered"] == results["duplicate_acks"] == 0
+    assert results["error_frames"] == {}
+    # Every event after setup is an acked write's, due to each of its thread's 4 sockets.
+    assert results["events_committed"] == 20 - results["reactions_already_there"]
+    assert results["deliveries_expected"] == 4 * results["events_committed"]
+    assert results["deliveries_received"] == results["deliveries_expected"]
+    assert results["lost"] == results["duplicates"] == results["out_of_order"] == 0
+    assert results["unattributed_deliveries"] == 0
+    assert results["comments_stored_once"] == results["acked_comments"]
+    assert results["sockets_at_last_seq"] == 8
+    assert set(results["ack_ms"]) == set(results["delivery_ms"]) == {"p50", "p95", "p99", "max"}
+    write = result["windows"]["write"]
+    assert write["unit"] == "write" and write["units"] == 20
+    assert {"workers", "redis", "postgres", "server_total"} <= set(write["us_per_unit"])
+    assert "server_total" in results["server_us_per_delivery"]
+    assert result["server_log"]["traceback"] == 0, result["server_log"]["examples"]

@@ -1,5 +1,5 @@
-"""``manage.py loadtest hold|fanout|ot-hot|ot-many|join``: real WebSocket clients against real
-Daphne workers.
+"""``manage.py loadtest hold|fanout|ot-hot|ot-many|join|comments``: real WebSocket clients
+against real Daphne workers.
 
     manage.py loadtest hold --connections 2000 --rooms 100 --hold 30 \\
         --url ws://127.0.0.1:8001 --url ws://127.0.0.1:8002 --pid 4100 --pid 4101
@@ -7,10 +7,12 @@ Daphne workers.
     manage.py loadtest ot-hot --editors 20 --duration 20 --spawn 2
     manage.py loadtest ot-many --documents 100 --duration 20 --spawn 2
     manage.py loadtest join --size-kb 100 --joins 200 --spawn 2
+    manage.py loadtest comments --threads 20 --users 10 --rate 100 --duration 20 --spawn 2
 
 With ``--spawn`` the workers get the current environment plus every ``--worker-env KEY=VALUE``;
-for ot-hot and ot-many ``REALTIME_RATE_OP`` defaults to 100000/min there (unless set in the
-environment or by ``--worker-env``), so that the per-user op limiter is not what is measured.
+for ot-hot and ot-many ``REALTIME_RATE_OP``, and for comments ``REALTIME_RATE_COMMENT`` and
+``REALTIME_RATE_REACTION``, default to 100000/min there (unless set in the environment or by
+``--worker-env``), so that the per-user limiter is not what is measured.
 
 Prints one JSON line of results on stdout (progress goes to stderr). The command shares the
 workers' database and Redis: it creates load users (``load-NNNNN``) and mints their tickets
@@ -30,6 +32,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from config.realtime.ratelimit import parse_rate
+from monitoring.loadtest.commentscenarios import CommentsOptions, run_comments
 from monitoring.loadtest.otscenarios import JoinOptions, OtOptions, run_join, run_ot
 from monitoring.loadtest.scenarios import (
     FanoutOptions,
@@ -41,7 +44,18 @@ from monitoring.loadtest.scenarios import (
 from monitoring.loadtest.workers import daphne_workers
 
 # Per user: a single editor is one load user; at the default 3000/min it could not pass 50 ops/s.
-OT_WORKER_RATE = "100000/min"
+# Small comments runs likewise put many writes on few users.
+WORKER_RATE = "100000/min"
+# What --spawn workers get per scenario, unless the environment or --worker-env sets it: the
+# per-user limiter is not what is measured.
+WORKER_RATES = {
+    "ot-hot": {"REALTIME_RATE_OP": WORKER_RATE},
+    "ot-many": {"REALTIME_RATE_OP": WORKER_RATE},
+    "comments": {
+        "REALTIME_RATE_COMMENT": WORKER_RATE,
+        "REALTIME_RATE_REACTION": WORKER_RATE,
+    },
+}
 
 
 class Command(BaseCommand):
@@ -82,7 +96,19 @@ class Command(BaseCommand):
         join.add_argument("--joins", type=int, default=200)
         join.add_argument("--concurrency", type=int, default=1)
         join.add_argument("--warmup", type=int, default=10, help="unmeasured joins first")
-        for sub in (hold, fanout, hot, many, join):
+        comments = scenarios.add_parser("comments", help="comments and reactions on T threads")
+        comments.add_argument("--threads", type=int, default=20)
+        comments.add_argument("--users", type=int, default=10, help="per thread, one socket each")
+        comments.add_argument("--rate", type=float, default=100.0, help="writes/s in, in total")
+        comments.add_argument("--duration", type=float, default=20.0, help="seconds of writing")
+        comments.add_argument(
+            "--reaction-share", type=float, default=0.2, help="of the writes (default 0.2)"
+        )
+        comments.add_argument(
+            "--settle", type=float, default=15.0, help="bound on the waits for acks and deliveries"
+        )
+        comments.add_argument("--seed", type=int, default=0)
+        for sub in (hold, fanout, hot, many, join, comments):
             self._add_target_arguments(sub)
 
     @staticmethod
@@ -165,6 +191,13 @@ class Command(BaseCommand):
                 raise CommandError(f"--worker-env {item!r}: expected KEY=VALUE.")
         if options["worker_env"] and not options["spawn"]:
             raise CommandError("--worker-env is for --spawn workers.")
+        if options["scenario"] == "comments" and not (
+            options["threads"] > 0
+            and options["users"] > 0
+            and options["rate"] > 0
+            and 0 <= options["reaction_share"] <= 1
+        ):
+            raise CommandError("comments: give threads, users and rate > 0, reaction share 0..1.")
         if options["scenario"] == "fanout":
             per_client = options["rate"] / (options["rooms"] * options["members"])
             limit = settings.REALTIME_RATES["presence.signal.send"]
@@ -204,6 +237,21 @@ class Command(BaseCommand):
             )
             result["parameters"]["worker_env"] = worker_env(options) if options["spawn"] else None
             return result
+        if scenario == "comments":
+            result = run_comments(
+                target,
+                CommentsOptions(
+                    threads=options["threads"],
+                    users=options["users"],
+                    rate=options["rate"],
+                    duration=options["duration"],
+                    reaction_share=options["reaction_share"],
+                    settle=options["settle"],
+                    seed=options["seed"],
+                ),
+            )
+            result["parameters"]["worker_env"] = worker_env(options) if options["spawn"] else None
+            return result
         if scenario == "join":
             return run_join(
                 target,
@@ -232,9 +280,11 @@ class Command(BaseCommand):
 
 def worker_env(options: dict[str, Any]) -> dict[str, str]:
     """The environment --spawn workers get on top of ours."""
-    env: dict[str, str] = {}
-    if options["scenario"] in ("ot-hot", "ot-many") and "REALTIME_RATE_OP" not in os.environ:
-        env["REALTIME_RATE_OP"] = OT_WORKER_RATE
+    env = {
+        key: value
+        for key, value in WORKER_RATES.get(options["scenario"], {}).items()
+        if key not in os.environ
+    }
     for item in options["worker_env"]:
         key, _, value = item.partition("=")
         env[key] = value
