@@ -173,8 +173,11 @@ def anchors_moved(document_id: int, anchors: list[Anchor]) -> list[Anchor]:
     for anchor in anchors:
         start, end = anchor.start, anchor.end
         for operation in later[anchor.version - oldest :]:
-            start = ot.transform_cursor(start, operation.op)
-            end = ot.transform_cursor(end, operation.op)
+            # Text typed at either edge of a range stays outside it: the start moves past an
+            # insert there, the end stays before one. A point stays before text typed at it.
+            point = start == end
+            start = ot.transform_cursor(start, operation.op, is_own_op=not point)
+            end = start if point else max(start, ot.transform_cursor(end, operation.op))
         if end > length:
             raise AppError(ErrorCode.INVALID, "The anchor reaches past the end of the text.")
         moved.append(Anchor(start=start, end=end, version=current))

@@ -179,8 +179,11 @@ def threads_of_target(*, target_kind: str, target_id: int, target_key: str | Non
     threads = Thread.objects.filter(target_kind=target_kind, target_id=target_id)
     if target_key is not None:
         threads = threads.filter(target_key=target_key)
-    return threads.select_related("created_by", "resolved_by").annotate(
-        comment_count=Count("comments", filter=Q(comments__deleted_at__isnull=True))
+    # The count groups rows, which drops the model's ordering: say it again.
+    return (
+        threads.select_related("created_by", "resolved_by")
+        .annotate(comment_count=Count("comments", filter=Q(comments__deleted_at__isnull=True)))
+        .order_by("-created_at", "-id")
     )
 
 

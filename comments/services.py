@@ -287,7 +287,7 @@ def _to_target(thread: Thread, event_type: str, data: dict[str, Any]) -> None:
 def thread_resolve(*, user: Any, thread_id: int, resolved: bool) -> Result:
     """Resolve (``resolved``) or reopen a thread: its target's editors and owners, and whoever
     started it."""
-    thread, _, role = thread_for_user(user=user, thread_id=thread_id, lock=True)
+    thread, _, role = thread_for_user(user=user, thread_id=_id(thread_id, "thread_id"), lock=True)
     if not can_resolve(role, is_thread_author=thread.created_by_id == user.pk):
         raise AppError(ErrorCode.FORBIDDEN, "Only editors and the thread's author resolve it.")
     if (thread.resolved_at is not None) == resolved:
@@ -319,6 +319,7 @@ def comment_create(
 ) -> Result:
     """A comment, or a reply to ``parent_id`` of the same thread; idempotent on the key."""
     text, key = _text(body, code, code_language), _client_msg_id(client_msg_id)
+    thread_id = _id(thread_id, "thread_id")
     parent = None if parent_id is None else _id(parent_id, "parent_id")
     try:
         return _comment_create(user, thread_id, text, key, parent)

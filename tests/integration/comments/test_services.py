@@ -322,6 +322,27 @@ def test_an_anchor_follows_later_edits_when_read(document, owner):
     assert document.content[anchor["start"] : anchor["end"]] == "Wrld"
 
 
+def test_text_typed_at_the_edges_of_an_anchor_stays_outside_it(document, owner):
+    thread_id = start_thread(document, owner, anchor={"start": 6, "end": 11, "version": 1}).thread[
+        "id"
+    ]
+    point_id = start_thread(
+        document, owner, key="p", anchor={"start": 5, "end": 5, "version": 1}
+    ).thread["id"]
+    edit_op(document.pk, owner, [6, "big "])  # at the start of "world"
+    edit_op(document.pk, owner, [15, "s"])  # at its end
+    edit_op(document.pk, owner, [5, ","])  # at the point
+
+    ranged, point = thread_payloads(list(Thread.objects.filter(pk__in=[thread_id, point_id])))
+
+    document.refresh_from_db()
+    assert document.content == "hello, big worlds"
+    by_id = {p["id"]: p["anchor"] for p in (ranged, point)}
+    anchor = by_id[thread_id]
+    assert document.content[anchor["start"] : anchor["end"]] == "world"
+    assert (by_id[point_id]["start"], by_id[point_id]["end"]) == (5, 5)
+
+
 def test_an_anchor_on_a_version_the_document_never_had_is_invalid(document, owner):
     code = error_code(
         lambda: start_thread(document, owner, anchor={"start": 0, "end": 1, "version": 9})
@@ -1191,8 +1212,8 @@ def test_thread_payloads_move_anchors_on_each_document_through_its_own_ops(owner
         a.thread["id"]: {"start": 7, "end": 9, "version": 2},
         b.thread["id"]: {"start": 0, "end": 2, "version": 2},
         plain.thread["id"]: None,
-        # Text typed exactly at an anchor's start goes inside it (transform_cursor's rule).
-        a2.thread["id"]: {"start": 0, "end": 11, "version": 2},
+        # Text typed exactly at an anchor's start stays outside it.
+        a2.thread["id"]: {"start": 5, "end": 11, "version": 2},
     }
 
 
