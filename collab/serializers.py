@@ -6,7 +6,6 @@ business, so a stranger is told 404 whatever the body says once the body is well
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -14,44 +13,12 @@ from rest_framework import serializers
 
 from collab.models import Role
 from collab.services import MAX_TITLE
+from config.rest import StrictCharField, StrictIntegerField, UserRefOutputSerializer
 
-MAX_ID = 2**63 - 1  # PostgreSQL bigint: larger ids exist nowhere and would fail in SQL
 MAX_OPERATIONS_PAGE = 1000
-_DIGITS = re.compile(r"[0-9]{1,19}")
-
-
-class StrictIntegerField(serializers.IntegerField):
-    """0 to MAX_ID, in ASCII digits only: DRF's IntegerField also takes "1.0", " 1" and any
-    digits Python's int() reads, Arabic-Indic ones included."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault("min_value", 0)
-        kwargs.setdefault("max_value", MAX_ID)
-        super().__init__(**kwargs)
-
-    def to_internal_value(self, data: Any) -> int:
-        if isinstance(data, bool) or not isinstance(data, int | str):
-            self.fail("invalid")
-        if isinstance(data, str) and not _DIGITS.fullmatch(data):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
-class StrictCharField(serializers.CharField):
-    """Text only: DRF's CharField turns 7 into "7" and True into "True"."""
-
-    def to_internal_value(self, data: Any) -> str:
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
 
 
 # --- output --------------------------------------------------------------------------------------
-
-
-class UserRefOutputSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    username = serializers.CharField(source="get_username")
 
 
 class DocumentOutputSerializer(serializers.Serializer):

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from django.urls import path, register_converter
+from django.urls import path
 
-from collab.serializers import MAX_ID
+import config.rest  # noqa: F401  (registers the bigid route converter)
 from collab.views import (
     DocumentMemberViewSet,
     DocumentVersionViewSet,
@@ -12,25 +12,7 @@ from collab.views import (
     OperationViewSet,
 )
 
-
-class IdConverter:
-    """0 to 2**63 - 1. A larger number is no route, so a 404, never a bigint error as a 500."""
-
-    regex = "[0-9]{1,19}"
-
-    def to_python(self, value: str) -> int:
-        number = int(value)
-        if number > MAX_ID:
-            raise ValueError(value)
-        return number
-
-    def to_url(self, value: int) -> str:
-        return str(value)
-
-
-register_converter(IdConverter, "collab_id")
-
-DOCUMENT = "documents/<collab_id:document_id>/"
+DOCUMENT = "documents/<bigid:document_id>/"
 
 urlpatterns = [
     path(
@@ -51,7 +33,7 @@ urlpatterns = [
         name="collab-members",
     ),
     path(
-        f"{DOCUMENT}members/<collab_id:user_id>/",
+        f"{DOCUMENT}members/<bigid:user_id>/",
         DocumentMemberViewSet.as_view({"delete": "destroy"}),
         name="collab-member",
     ),
@@ -66,12 +48,12 @@ urlpatterns = [
         name="collab-versions",
     ),
     path(
-        f"{DOCUMENT}versions/<collab_id:version>/content/",
+        f"{DOCUMENT}versions/<bigid:version>/content/",
         DocumentVersionViewSet.as_view({"get": "content"}),
         name="collab-version-content",
     ),
     path(
-        f"{DOCUMENT}versions/<collab_id:version>/restore/",
+        f"{DOCUMENT}versions/<bigid:version>/restore/",
         DocumentVersionViewSet.as_view({"post": "restore"}),
         name="collab-version-restore",
     ),

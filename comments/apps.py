@@ -1,7 +1,5 @@
 from django.apps import AppConfig
 
-MAX_ID = 2**63 - 1
-
 
 class CommentsConfig(AppConfig):
     name = "comments"
@@ -9,6 +7,7 @@ class CommentsConfig(AppConfig):
 
     def ready(self) -> None:
         from comments.selectors import may_see_thread
+        from config.rest import MAX_ID
         from presence.rooms import ROOM_KINDS
 
         def may_see(user, key: str) -> bool:  # type: ignore[no-untyped-def]

@@ -38,9 +38,9 @@ from config.errors import AppError, ErrorCode
 from config.realtime.broadcast import abroadcast
 from config.realtime.consumer import RealtimeConsumer, command
 from config.realtime.envelope import encode_event
+from config.rest import MAX_ID
 from presence.rooms import Room
 
-MAX_ID = 2**63 - 1
 # States a client may set in the thread's room; "typing" is set by typing itself.
 CLIENT_STATES = ("viewing", "commenting", "idle")
 LATEST_NOTIFICATIONS = 20

@@ -13,8 +13,8 @@ from typing import Any
 
 from rest_framework import serializers
 
-from collab.serializers import StrictCharField, StrictIntegerField, UserRefOutputSerializer
 from comments.models import NotificationKind, ReactionKind, TargetKind
+from config.rest import StrictCharField, StrictIntegerField, UserRefOutputSerializer
 
 MAX_EVENTS_PAGE = 1000  # the WebSocket's replay cap (selectors.MAX_REPLAY)
 MAX_READ_IDS = 1000  # notifications marked read at once (services.notifications_mark_read)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from django.urls import path, register_converter
+from django.urls import path
 
-from collab.urls import IdConverter
+import config.rest  # noqa: F401  (registers the bigid route converter)
 from comments.views import (
     AttachmentViewSet,
     CommentAttachmentViewSet,
@@ -14,11 +14,8 @@ from comments.views import (
     ThreadViewSet,
 )
 
-# 0 to 2**63 - 1: a larger id is no route, so a 404, never a bigint error as a 500.
-register_converter(IdConverter, "comments_id")
-
-THREAD = "threads/<comments_id:thread_id>/"
-COMMENT = "comments/<comments_id:comment_id>/"
+THREAD = "threads/<bigid:thread_id>/"
+COMMENT = "comments/<bigid:comment_id>/"
 
 urlpatterns = [
     path(
@@ -73,7 +70,7 @@ urlpatterns = [
         name="comments-attachments",
     ),
     path(
-        "attachments/<comments_id:attachment_id>/",
+        "attachments/<bigid:attachment_id>/",
         AttachmentViewSet.as_view({"get": "retrieve"}),
         name="comments-attachment",
     ),
