@@ -159,3 +159,50 @@ async def test_embedded_default_collab_round_trip(embedded: Embedded) -> None:
     )
     assert status == 200
     assert json.loads(body)["content"] == "hello world"
+
+
+async def test_embedded_default_comments_round_trip(embedded: Embedded) -> None:
+    base = embedded.worker.http_url()
+    status, body, _ = await asyncio.to_thread(
+        http_request,
+        base + "api/collab/documents/",
+        method="POST",
+        token=embedded.token,
+        json_body={"title": "Reviewed", "content": "hello"},
+    )
+    assert status == 201, body[:500]
+    document_id = json.loads(body)["id"]
+    thread_body = {
+        "target_kind": "document",
+        "target_id": document_id,
+        "anchor": {"start": 0, "end": 5, "version": 1},
+        "body": "Why hello?",
+        "client_msg_id": "t1",
+    }
+    status, body, _ = await asyncio.to_thread(
+        http_request,
+        base + "api/comments/threads/",
+        method="POST",
+        token=embedded.token,
+        json_body=thread_body,
+    )
+    assert status == 201, body[:500]
+    thread_id = json.loads(body)["thread"]["id"]
+    ticket = await fetch_ticket(base, embedded.token)
+    client = await RealtimeClient.connect(
+        embedded.worker.ws_url(f"/ws/comments/threads/{thread_id}/"),
+        ticket=ticket,
+        origin=DEMO_ORIGIN,
+    )
+    try:
+        snapshot = await client.next_event("comments.thread.snapshot", timeout=5)
+        assert [c["body"] for c in snapshot["data"]["comments"]] == ["Why hello?"]
+        ack = await client.ack(
+            "comments.comment.create", {"body": "Because.", "client_msg_id": "c1"}
+        )
+        event = await client.next_event("comments.comment.created", timeout=5)
+        assert (ack["seq"], event["seq"]) == (3, 3)
+        await client.ack("comments.typing.start")
+        await client.next_event("comments.typing.started", timeout=5)
+    finally:
+        await client.close()
