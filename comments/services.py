@@ -41,6 +41,7 @@ from comments.selectors import (
     comment_of,
     comment_payload,
     notification_payload,
+    reaction_summary,
     target_role,
     thread_for_user,
     thread_payload,
@@ -261,7 +262,7 @@ def _thread_create(
     _append(thread, "comments.thread.created", data)
     _to_target(thread, "comments.thread.created", data)
     comment = _comment_store(thread, user, text, key, parent=None)
-    payload = comment_payload(comment_of(comment.pk))
+    payload = comment_payload(comment)
     seq = _append(thread, _CREATED, {"comment": payload}, comment=comment)
     return ThreadResult(thread_payload(thread), payload, seq)
 
@@ -343,13 +344,15 @@ def _comment_create(
         if parent is None:
             raise AppError(ErrorCode.INVALID, "'parent_id' must be a comment of this thread.")
     comment = _comment_store(thread, user, text, key, parent=parent)
-    payload = comment_payload(comment_of(comment.pk))
+    payload = comment_payload(comment)  # _comment_store filled what it reads
     return Result(payload, _append(thread, _CREATED, {"comment": payload}, comment=comment))
 
 
 def _comment_store(
     thread: Thread, user: Any, text: Text, key: str, *, parent: Comment | None
 ) -> Comment:
+    """Store a new comment, link and notify whom it mentions and answers. Its relations are
+    known, so they are set on it, not read back: ``comment_payload`` reads it with no query."""
     comment = Comment.objects.create(
         thread=thread,
         parent=parent,
@@ -359,14 +362,24 @@ def _comment_store(
         code_language=text.code_language,
         client_msg_id=key,
     )
-    mentioned = _mention(comment, already=set())
+    named = _named_users(comment.body)
     replied_to = _replied_to(thread, comment, parent)
-    if (
-        replied_to is not None
-        and replied_to not in mentioned | {user.pk}
-        and visible_user_ids(thread=thread, user_ids=[replied_to])
-    ):
-        _notify(replied_to, NotificationKind.REPLY, actor=user, comment=comment)
+    asked = [u.pk for u in named] + ([replied_to] if replied_to is not None else [])
+    visible = visible_user_ids(thread=thread, user_ids=asked)  # one read for both
+    mentioned = [u for u in named if u.pk in visible]
+    if mentioned:
+        comment.mentions.add(*mentioned)
+    comment._prefetched_objects_cache = {  # type: ignore[attr-defined]
+        "mentions": mentioned,
+        "attachments": [],
+        "reactions": [],
+    }
+    for mentioned_user in mentioned:
+        if mentioned_user.pk != user.pk:
+            _notify(mentioned_user.pk, NotificationKind.MENTION, actor=user, comment=comment)
+    mentioned_ids = {u.pk for u in mentioned}
+    if replied_to in visible and replied_to not in mentioned_ids | {user.pk}:
+        _notify(replied_to, NotificationKind.REPLY, actor=user, comment=comment)  # type: ignore[arg-type]
     return comment
 
 
@@ -378,20 +391,24 @@ def _replied_to(thread: Thread, comment: Comment, parent: Comment | None) -> int
     return None if first is None else first[0]
 
 
-def _mention(comment: Comment, *, already: set[int]) -> set[int]:
-    """Link the users a body mentions who may see the thread, and notify those not in
-    ``already``. Names of users who may not see it stay plain text: nothing is revealed."""
-    names = mentioned_usernames(comment.body)
+def _named_users(body: str) -> list[Any]:
+    """Active users a body names with @, case-insensitively, in order of id (who may see the
+    thread is the caller's question)."""
+    names = mentioned_usernames(body)
     if not names:
-        comment.mentions.clear()
-        return set()
+        return []
     lookup = Q()
     for name in names:
         lookup |= Q(username__iexact=name)
-    candidates = list(
-        get_user_model().objects.filter(lookup, is_active=True).values_list("pk", flat=True)
-    )
-    visible = visible_user_ids(thread=comment.thread, user_ids=candidates)
+    users = get_user_model().objects.filter(lookup, is_active=True).only("pk", "username")
+    return list(users.order_by("pk"))
+
+
+def _mention(comment: Comment, *, already: set[int]) -> set[int]:
+    """Link the users an edited body mentions who may see the thread, and notify those not in
+    ``already``. Names of users who may not see it stay plain text: nothing is revealed."""
+    named = _named_users(comment.body)
+    visible = visible_user_ids(thread=comment.thread, user_ids=[u.pk for u in named])
     comment.mentions.set(visible)
     for user_id in sorted(visible - already - {comment.author_id}):
         _notify(user_id, NotificationKind.MENTION, actor=comment.author, comment=comment)
@@ -505,17 +522,21 @@ def reaction_set(
     kind = _reaction_kind(kind)
     thread, _, comment = _editable(user, comment_id, in_thread)
     _live(comment)
+    mine = Reaction.objects.filter(comment=comment, user=user, kind=kind)
     if present:
-        _, changed = Reaction.objects.get_or_create(comment=comment, user=user, kind=kind)
-        if changed and comment.author_id not in (None, user.pk):
-            _notify_reaction(comment, actor=user)
+        # No race to lose: the comment's row is locked. (get_or_create would add a savepoint.)
+        changed = not mine.exists()
+        if changed:
+            Reaction.objects.create(comment=comment, user=user, kind=kind)
+            if comment.author_id not in (None, user.pk):
+                _notify_reaction(comment, actor=user)
     else:
-        changed = Reaction.objects.filter(comment=comment, user=user, kind=kind).delete()[0] > 0
+        changed = mine.delete()[0] > 0
     data = {
         "comment_id": comment.pk,
         "kind": kind,
         "user": {"id": user.pk, "username": user.get_username()},
-        "reactions": comment_payload(comment_of(comment.pk))["reactions"],
+        "reactions": reaction_summary(list(comment.reactions.order_by("id"))),
     }
     if not changed:
         return Result(data, None)
