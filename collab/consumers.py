@@ -52,6 +52,7 @@ class DocumentConsumer(RealtimeConsumer):
         # Subscribed before reading: an op committed meanwhile arrives after, and is dropped
         # if the read already had it.
         await self.join_group(self.group)
+        await self.join_group(self.room.group)  # presence.member.joined / updated / left
         opening = await database_sync_to_async(document_open)(
             document_id=self.document_id, since=_since(self.scope.get("query_string", b""))
         )

@@ -243,3 +243,23 @@ def test_op_applied_data_names_no_connection(ws_user, document):
     operation = Operation.objects.get(document=document, version=1)
 
     assert set(op_applied_data(operation)) == {"op", "version", "client_id", "seq", "author"}
+
+
+async def test_editors_see_others_arrive_start_editing_and_leave(
+    ws_user, ws_other_user, document, joined
+):
+    await share(document, ws_user, ws_other_user, "editor")
+    first, _ = await joined(ws_user, document.pk)
+    await drain(first)
+    second, _ = await joined(ws_other_user, document.pk)
+
+    arrival = await next_of(first, "presence.member.joined")
+    await submit(second, 1, [5, "!"], client_id="c2")
+    editing = await next_of(first, "presence.member.updated")
+    await second.disconnect()
+    departure = await next_of(first, "presence.member.left")
+
+    assert arrival["data"]["member"]["user"]["id"] == ws_other_user.pk
+    assert arrival["data"]["room"] == f"document.{document.pk}"
+    assert editing["data"]["member"]["state"] == "editing"
+    assert departure["data"]["user"]["id"] == ws_other_user.pk
