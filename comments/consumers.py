@@ -27,7 +27,7 @@ from comments.models import TargetKind
 from comments.selectors import (
     events_between,
     may_see_thread,
-    notification_payload,
+    notification_payloads,
     notifications_for,
     target_role,
     thread_open,
@@ -280,7 +280,7 @@ class NotificationConsumer(RealtimeConsumer):
             page = notifications.filter(pk__gt=since)[:MAX_MISSED_NOTIFICATIONS]
         return {
             "unread": unread_count(user_id=self.user.pk),
-            "notifications": [notification_payload(n) for n in page],
+            "notifications": notification_payloads(list(page), user_id=self.user.pk),
         }
 
     @command("comments.notifications.read")

@@ -254,3 +254,23 @@ def notification_payload(notification: Notification) -> dict[str, Any]:
         "created_at": notification.created_at.isoformat(),
         "read_at": _time(notification.read_at),
     }
+
+
+def notification_payloads(
+    notifications: list[Notification], *, user_id: int
+) -> list[dict[str, Any]]:
+    """The user's notifications as they may read them now: where they have since lost the
+    target, the excerpt goes (one role read per target on the page, not per notification)."""
+    targets = {(n.thread.target_kind, n.thread.target_id) for n in notifications}
+    lost = set()
+    for kind_name, target_id in targets:
+        kind = TARGET_KINDS.get(kind_name)
+        if kind is None or kind.role(target_id, user_id) is None:
+            lost.add((kind_name, target_id))
+    payloads = []
+    for notification in notifications:
+        payload = notification_payload(notification)
+        if (notification.thread.target_kind, notification.thread.target_id) in lost:
+            payload["excerpt"] = ""
+        payloads.append(payload)
+    return payloads

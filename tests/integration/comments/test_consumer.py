@@ -373,3 +373,24 @@ async def test_the_thread_room_is_open_on_the_presence_socket_to_who_may_see_the
     assert (await request(refused, "presence.room.join", room))["error"]["code"] == "not_found"
     missing = {"room": "thread.99999999999999999999"}
     assert (await request(refused, "presence.room.join", missing, id="m"))["type"] == "error"
+
+
+async def test_a_notification_from_a_target_one_has_lost_keeps_its_text_to_itself(
+    ws_user, viewer, document, thread, joined
+):
+    from collab.services import member_remove
+
+    await sync_to_async(comment_create)(
+        user=ws_user,
+        thread_id=thread["id"],
+        body=f"@{viewer.username} secret plan",
+        client_msg_id="x",
+    )
+    _, before = await joined(viewer, 0, route="/ws/comments/notifications/")
+    await sync_to_async(member_remove)(user=ws_user, document_id=document.pk, member_id=viewer.pk)
+    _, after = await joined(viewer, 0, route="/ws/comments/notifications/")
+
+    assert [n["excerpt"] for n in before["data"]["notifications"]] == [
+        f"@{viewer.username} secret plan"
+    ]
+    assert [n["excerpt"] for n in after["data"]["notifications"]] == [""]
