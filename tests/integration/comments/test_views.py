@@ -510,7 +510,7 @@ def test_events_after_since_come_in_order_as_the_socket_got_them(cast):
 
 
 def test_a_long_gap_comes_in_capped_pages(cast, monkeypatch):
-    monkeypatch.setattr("comments.views.MAX_EVENTS_PAGE", 2)
+    monkeypatch.setattr("comments.views.threads.MAX_EVENTS_PAGE", 2)
     cast.say("editor", "Two", key="e-1")
 
     first = cast.client("owner").get(f"{API}threads/{cast.thread_id}/events/?since=0").json()
@@ -898,7 +898,7 @@ def test_a_file_over_the_limit_is_refused_with_too_large(cast, settings):
 
 def test_a_body_far_over_the_limit_is_refused_before_it_is_parsed(cast, settings, monkeypatch):
     settings.COMMENTS_MAX_ATTACHMENT_BYTES = 100
-    monkeypatch.setattr("comments.views.MULTIPART_OVERHEAD", 1000)
+    monkeypatch.setattr("comments.views.base.MULTIPART_OVERHEAD", 1000)
 
     def never(*args, **kwargs):
         raise AssertionError("the upload was parsed")
