@@ -10,7 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from comments.models import Notification
-from comments.selectors import notification_payload, notifications_for
+from comments.selectors import notification_payloads, notifications_for
 from comments.serializers import (
     NotificationOutputSerializer,
     NotificationQuerySerializer,
@@ -40,7 +40,8 @@ class NotificationViewSet(CommentsViewSet):
         if unread is not None:
             notifications = notifications.filter(read_at__isnull=unread)
         page = self.paginate_queryset(notifications)
-        return self.get_paginated_response([notification_payload(n) for n in page])  # type: ignore[union-attr]
+        payloads = notification_payloads(list(page), user_id=request.user.pk)  # type: ignore[arg-type]
+        return self.get_paginated_response(payloads)
 
     @extend_schema(
         request=NotificationsReadInputSerializer,

@@ -971,6 +971,15 @@ def test_notifications_are_the_callers_own_with_the_unread_count(cast):
     assert mine["results"] == expected
 
 
+def test_a_notification_from_a_target_one_has_lost_lists_without_its_text(cast):
+    cast.say("editor", f"@{cast.viewer.username} the secret plan", key="e-1")
+    DocumentMember.objects.filter(document=cast.document, user=cast.viewer).delete()
+
+    listed = cast.client("viewer").get(f"{API}notifications/").json()
+
+    assert [(n["kind"], n["excerpt"]) for n in listed["results"]] == [("mention", "")]
+
+
 def test_notifications_filter_unread_and_mark_read(cast):
     for n in range(3):
         cast.say("editor", f"reply {n}", key=f"e-{n}")  # each notifies the owner
