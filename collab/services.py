@@ -29,6 +29,7 @@ from collab.selectors import (
     op_applied_data,
     operations_between,
 )
+from comments.services import target_threads_delete
 from config.errors import AppError, ErrorCode
 from config.realtime.broadcast import broadcast_on_commit
 from config.realtime.groups import group_name
@@ -71,8 +72,11 @@ def document_update(*, user: Any, document_id: int, title: str) -> Document:
     return document
 
 
+@transaction.atomic
 def document_delete(*, user: Any, document_id: int) -> None:
     document, _ = document_for_user(user=user, document_id=document_id, need=can_manage)
+    # Comment threads name their target by id, not by foreign key: they go in this transaction.
+    target_threads_delete(target_kind="document", target_id=document.pk)
     document.delete()
 
 

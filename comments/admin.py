@@ -3,7 +3,8 @@
 
 Threads, comments and events carry client idempotency keys and gap-free event seqs, and every
 change must reach the thread's viewers as an event: so no record is added or edited in the
-admin. A superuser may delete a whole thread (its comments and events go with it).
+admin. A superuser may delete a whole thread (its comments and events go with it, its sockets
+are closed and its files leave storage).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from comments.models import (
     Thread,
     ThreadEvent,
 )
-from comments.services import comment_moderate
+from comments.services import comment_moderate, thread_delete
 from config.admin import ReadOnlyAdminMixin
 from config.errors import AppError, ErrorCode
 
@@ -157,6 +158,14 @@ class ThreadAdmin(admin.ModelAdmin):
     def get_deleted_objects(self, objs, request):  # type: ignore[no-untyped-def]
         deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
         return deleted, counts, perms_needed - CASCADED, protected
+
+    # Through the service: open sockets are told and closed, files leave storage.
+    def delete_model(self, request: HttpRequest, obj: Thread) -> None:
+        thread_delete(thread_id=obj.pk)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Thread]) -> None:
+        for thread_id in queryset.values_list("pk", flat=True):
+            thread_delete(thread_id=thread_id)
 
 
 # --- comments ------------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ from comments.selectors import (
     unread_count,
 )
 from comments.services import notification_group, target_group, thread_group
-from config.errors import AppError, ErrorCode
+from config.errors import CLOSE_NOT_FOUND, AppError, ErrorCode
 from config.realtime.broadcast import abroadcast
 from config.realtime.consumer import RealtimeConsumer, command
 from config.realtime.envelope import encode_event
@@ -235,6 +235,11 @@ class ThreadConsumer(RealtimeConsumer):
 
     def _user_ref(self) -> dict[str, Any]:
         return {"id": self.user.pk, "username": self.user.get_username()}
+
+    async def comments_thread_gone(self, message: dict[str, Any]) -> None:
+        """The thread was deleted: say so, then close as for a thread that never existed."""
+        await self.send_frame("event", message["frame"])
+        await self.close(code=CLOSE_NOT_FOUND)
 
     # --- delivery in seq order ----------------------------------------------------------------
     async def realtime_frame(self, message: dict[str, Any]) -> None:

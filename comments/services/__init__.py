@@ -32,13 +32,21 @@ from comments.services.events import (
 )
 from comments.services.notifications import notifications_mark_read
 from comments.services.reactions import reaction_set
-from comments.services.threads import MAX_TARGET_KEY, thread_create, thread_resolve
+from comments.services.threads import (
+    MAX_TARGET_KEY,
+    THREAD_GONE,
+    target_threads_delete,
+    thread_create,
+    thread_delete,
+    thread_resolve,
+)
 
 __all__ = [
     "MAX_CLIENT_MSG_ID",
     "MAX_CODE_LANGUAGE",
     "MAX_NAME",
     "MAX_TARGET_KEY",
+    "THREAD_GONE",
     "Result",
     "Text",
     "ThreadResult",
@@ -51,7 +59,9 @@ __all__ = [
     "notifications_mark_read",
     "reaction_set",
     "target_group",
+    "target_threads_delete",
     "thread_create",
+    "thread_delete",
     "thread_group",
     "thread_resolve",
 ]

@@ -1,14 +1,16 @@
 """Threads: start one on a target with its first comment (anchored in a document), resolve and
-reopen it. Thread events also go to the target's group."""
+reopen it, delete it. Thread events also go to the target's group."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
-from comments.models import TargetKind, Thread
+from comments.models import Attachment, TargetKind, Thread
 from comments.selectors import (
     comment_of,
     comment_payload,
@@ -28,7 +30,8 @@ from comments.services.events import (
 )
 from comments.targets import Anchor, can_resolve
 from config.errors import AppError, ErrorCode
-from config.realtime.broadcast import broadcast_on_commit
+from config.realtime.broadcast import broadcast_on_commit, group_send_on_commit
+from config.realtime.envelope import encode_event
 
 MAX_TARGET_KEY = 64
 
@@ -151,3 +154,44 @@ def thread_resolve(*, user: Any, thread_id: int, resolved: bool) -> Result:
     seq = _append(thread, event_type, data)
     _to_target(thread, event_type, data)
     return Result(data, seq)
+
+
+# --- deleting ----------------------------------------------------------------------------------
+
+# The layer message a thread's sockets get when the thread is gone: they tell the client and
+# close (4404), as for a thread that never existed.
+THREAD_GONE = "comments.thread.gone"
+
+
+@transaction.atomic
+def thread_delete(*, thread_id: int) -> bool:
+    """Delete a thread with everything in it (staff, from the admin, which checks who may).
+    Its sockets and the target's followers are told after commit; its files go then too."""
+    return _threads_delete(Thread.objects.filter(pk=thread_id)) > 0
+
+
+@transaction.atomic
+def target_threads_delete(*, target_kind: str, target_id: int) -> int:
+    """Delete every thread on a target that is being deleted (its app calls this in the
+    same transaction), so no thread outlives what it was about."""
+    return _threads_delete(Thread.objects.filter(target_kind=target_kind, target_id=target_id))
+
+
+def _threads_delete(threads: QuerySet[Thread]) -> int:
+    locked = list(threads.select_for_update().order_by("pk"))
+    if not locked:
+        return 0
+    files = list(
+        Attachment.objects.filter(comment__thread__in=locked).values_list("file", flat=True)
+    )
+    Thread.objects.filter(pk__in=[t.pk for t in locked]).delete()
+    for thread in locked:
+        data = {"thread": {"id": thread.pk}}
+        gone = {"type": THREAD_GONE, "frame": encode_event("comments.thread.deleted", data)}
+        group_send_on_commit(thread_group(thread.pk), gone)
+        broadcast_on_commit(
+            target_group(thread.target_kind, thread.target_id), "comments.thread.deleted", data
+        )
+    # Files are not rows: removed only once the rows are surely gone.
+    transaction.on_commit(lambda: [default_storage.delete(name) for name in files if name])
+    return len(locked)

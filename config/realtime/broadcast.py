@@ -50,7 +50,11 @@ def broadcast_on_commit(
     dedupe: bool = False,
 ) -> None:
     """From sync code (a service in a transaction): send once the transaction commits."""
-    message = _layer_message(event_type, data, stream, seq, dedupe)
+    group_send_on_commit(group, _layer_message(event_type, data, stream, seq, dedupe))
+
+
+def group_send_on_commit(group: str, message: dict[str, Any]) -> None:
+    """Any channel-layer message to a group, once the transaction commits."""
     # Blocking until the layer has it keeps this process's broadcasts in commit order.
     transaction.on_commit(lambda: async_to_sync(get_channel_layer().group_send)(group, message))
 

@@ -394,3 +394,22 @@ async def test_a_notification_from_a_target_one_has_lost_keeps_its_text_to_itsel
         f"@{viewer.username} secret plan"
     ]
     assert [n["excerpt"] for n in after["data"]["notifications"]] == [""]
+
+
+async def test_a_deleted_thread_tells_its_sockets_and_followers_and_closes_with_4404(
+    ws_user, viewer, document, thread, joined
+):
+    from collab.services import document_delete
+
+    reader, _ = await joined(viewer, thread["id"])
+    bell, _ = await joined(ws_user, 0, route="/ws/comments/notifications/")
+    target = {"target_kind": "document", "target_id": document.pk}
+    await request(bell, "comments.target.watch", target)
+
+    await sync_to_async(document_delete)(user=ws_user, document_id=document.pk)
+
+    told = await next_of(reader, "comments.thread.deleted")
+    assert told["data"] == {"thread": {"id": thread["id"]}}
+    assert await close_code(reader) == 4404
+    assert (await next_of(bell, "comments.thread.deleted"))["data"]["thread"]["id"] == thread["id"]
+    assert not await sync_to_async(Thread.objects.filter(pk=thread["id"]).exists)()

@@ -12,6 +12,7 @@ import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -1287,3 +1288,31 @@ def test_moderation_and_the_authors_writes_on_one_comment_do_not_deadlock():
 
     assert errors == []
     assert seqs(thread_id) == list(range(1, Thread.objects.get(pk=thread_id).last_seq + 1))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_deleting_a_document_deletes_its_threads_and_their_files_after_commit(
+    owner, settings, tmp_path
+):
+    from collab.services import document_delete
+    from comments.services import thread_delete
+
+    settings.MEDIA_ROOT = tmp_path
+    kept = document_create(owner=owner, title="Kept", content="x")
+    doomed = document_create(owner=owner, title="Doomed", content="x")
+    first = start_thread(doomed, owner, key="a")
+    start_thread(doomed, owner, key="b")
+    other = start_thread(kept, owner, key="c")
+    png = SimpleUploadedFile("a.png", b"\x89PNG\r\n\x1a\n" + b"\0" * 64, content_type="image/png")
+    attachment_add(user=owner, comment_id=first.comment["id"], upload=png)
+    stored = Attachment.objects.get().file.path
+
+    with transaction.atomic():
+        document_delete(user=owner, document_id=doomed.pk)
+        assert Path(stored).exists()  # not before the rows are surely gone
+
+    assert not Path(stored).exists()
+    assert list(Thread.objects.values_list("pk", flat=True)) == [other.thread["id"]]
+    assert thread_delete(thread_id=other.thread["id"]) is True
+    assert thread_delete(thread_id=other.thread["id"]) is False
+    assert not Comment.objects.exists() and not ThreadEvent.objects.exists()
