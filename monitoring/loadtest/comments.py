@@ -27,16 +27,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import random
 import time
 from array import array
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
-from monitoring.loadtest.clients import Refused, _exit_when_orphaned, _next_message, classify
-from monitoring.loadtest.rawws import ClosedError, RawWebSocket, open_websocket
+from monitoring.loadtest.generator import (
+    SocketGenerator,
+    receive_snapshot,
+    run_child,
+    send_on_schedule,
+    sleep_until,
+)
+from monitoring.loadtest.rawws import ClosedError, RawWebSocket
 
 WS_PATH = "/ws/comments/threads/{}/"
 REACTION_KINDS = ("like", "love", "laugh", "wow", "sad", "angry")
@@ -48,8 +53,6 @@ REACTION_FRAME = '{"id":"w%d","type":"comments.reaction.add","data":{"comment_id
 HEARTBEAT_FRAME = '{"type":"session.heartbeat","data":{}}'
 COMMENT, REACTION = 0, 1
 NO_SEQ = -1  # unanswered, refused, or a reaction that was there already (no event)
-SEND_TICK = 0.01  # seconds between looks at the send schedule (clients.py: one wakeup, many sends)
-CLOSE_TIMEOUT = 10.0
 
 
 def comment_key(proc: int, n: int) -> str:
@@ -121,13 +124,7 @@ class Writes:
 
 
 @dataclass
-class CommentsGenerator:
-    plan: CommentsPlan
-    live: list[Live] = field(default_factory=list)
-    failures: Counter[str] = field(default_factory=Counter)
-    connect_ms: list[float] = field(default_factory=list)
-    first_attempt: float | None = None
-    last_established: float | None = None
+class CommentsGenerator(SocketGenerator[SocketSpec, Live]):
     writes: Writes = field(default_factory=Writes)
     pending: set[int] = field(default_factory=set)  # writes sent, not yet answered
     duplicate_acks: int = 0  # acks saying the key had been used: never expected here
@@ -137,56 +134,28 @@ class CommentsGenerator:
     arrival_seq: array[int] = field(default_factory=lambda: array("q"))
     arrival_time: array[float] = field(default_factory=lambda: array("d"))
     event_types: Counter[str] = field(default_factory=Counter)
-    errors: Counter[str] = field(default_factory=Counter)
-    other_frames: Counter[str] = field(default_factory=Counter)
-    _heartbeat: asyncio.Task[None] | None = None
+    heartbeat_frame: ClassVar[str] = HEARTBEAT_FRAME
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.plan.seed * 1_000_003 + self.plan.proc)  # noqa: S311
 
-    # --- connecting --------------------------------------------------------------------------
-    async def connect_all(self) -> dict[str, Any]:
-        self.first_attempt = time.monotonic()
-        self._heartbeat = asyncio.create_task(self._heartbeat_forever())
-        await asyncio.gather(*(self._connect(spec) for spec in self.plan.sockets))
-        return {
-            "attempted": len(self.plan.sockets),
-            "established": len(self.live),
-            "failures": dict(self.failures),
-            "connect_ms": list(self.connect_ms),
-            "first_attempt": self.first_attempt,
-            "last_established": self.last_established,
-            "rooms": dict(Counter(live.spec.thread for live in self.live)),
-        }
+    def _specs(self) -> list[SocketSpec]:
+        return self.plan.sockets
 
-    async def _connect(self, spec: SocketSpec) -> None:
-        started = time.monotonic()
-        ws = None
-        try:
-            async with asyncio.timeout(self.plan.handshake_timeout):
-                ws = await open_websocket(spec.url, origin=self.plan.origin)
-                snapshot = await _snapshot(ws)
-        except Exception as error:
-            self.failures[classify(error)] += 1
-            if ws is not None:
-                ws.abort()
-            return
-        self.connect_ms.append((time.monotonic() - started) * 1000)
-        self.last_established = time.monotonic()
+    def _room(self, live: Live) -> int:
+        return live.spec.thread
+
+    async def _handshake(self, ws: RawWebSocket, spec: SocketSpec) -> tuple[float, Any]:
+        snapshot = await receive_snapshot(ws, "comments.thread.snapshot")
+        return time.monotonic(), snapshot  # connect_ms: up to the snapshot
+
+    def _admit(
+        self, spec: SocketSpec, ws: RawWebSocket, snapshot: dict[str, Any], started: float
+    ) -> Live:
         seq = int(snapshot["seq"])
         live = Live(spec, ws, seq, seq, [c["id"] for c in snapshot["comments"]])
         ws.on_message = lambda raw: self._on_frame(live, raw)
-        self.live.append(live)
-
-    async def _heartbeat_forever(self) -> None:
-        period = max(1, int(self.plan.heartbeat_seconds))
-        tick = 0
-        while True:
-            await asyncio.sleep(1)
-            tick += 1
-            for live in self.live[tick % period :: period]:
-                with contextlib.suppress(ClosedError):
-                    live.ws.send_text(HEARTBEAT_FRAME)
+        return live
 
     # --- reading -----------------------------------------------------------------------------
     def _on_frame(self, live: Live, raw: str) -> None:
@@ -242,17 +211,11 @@ class CommentsGenerator:
         then wait until each is acked or refused (at most ``settle`` seconds)."""
         writers = sorted(self.live, key=lambda live: (live.spec.member, live.spec.thread))
         total = int(duration * rate) if writers else 0
-        lag_max = 0.0
-        await _sleep_until(t0)
+        await sleep_until(t0)
         cpu_started = time.process_time()
-        n = 0
-        while n < total and time.monotonic() < t0 + duration + 1:
-            due = min(total, int((time.monotonic() - t0) * rate) + 1)
-            while n < due:
-                self._write(writers[n % len(writers)])
-                n += 1
-            lag_max = max(lag_max, time.monotonic() - (t0 + (n - 1) / rate))
-            await asyncio.sleep(SEND_TICK)
+        n, lag_max = await send_on_schedule(
+            t0, duration, rate, total, lambda i: self._write(writers[i % len(writers)])
+        )
         sending_ended = time.monotonic()
         while self.pending and time.monotonic() < sending_ended + settle:  # noqa: ASYNC110
             await asyncio.sleep(0.005)
@@ -322,78 +285,14 @@ class CommentsGenerator:
             "event_types": dict(self.event_types),
         }
 
-    # --- the end -----------------------------------------------------------------------------
-    def stop_report(self) -> dict[str, Any]:
-        closed = Counter(str(live.ws.close_code) for live in self.live if live.ws.closed.done())
-        return {
-            "open": len(self.live) - sum(closed.values()),
-            "closed_by_server": dict(closed),
-            "errors": dict(self.errors),
-            "other_frames": dict(self.other_frames),
-        }
-
-    async def close_all(self) -> None:
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
-        for live in self.live:
-            with contextlib.suppress(ClosedError):
-                live.ws.close()
-        if self.live:
-            await asyncio.wait([live.ws.closed for live in self.live], timeout=CLOSE_TIMEOUT)
-        for live in self.live:
-            live.ws.abort()
-
-
-async def _snapshot(ws: RawWebSocket) -> dict[str, Any]:
-    """``session.welcome``, then the ``comments.thread.snapshot`` data (presence frames skipped)."""
-    welcome = json.loads(await ws.recv())
-    if welcome.get("type") != "session.welcome":
-        raise Refused(f"no_welcome_{welcome.get('type')}")
-    while True:
-        frame = json.loads(await ws.recv())
-        kind = frame.get("type")
-        if kind == "comments.thread.snapshot":
-            return frame["data"]
-        if kind == "error":
-            raise Refused(f"error_{frame.get('error', {}).get('code')}")
-        if not str(kind).startswith("presence."):
-            raise Refused(f"no_snapshot_{kind}")
-
-
-async def _sleep_until(deadline: float) -> None:
-    remaining = deadline - time.monotonic()
-    if remaining > 0:
-        await asyncio.sleep(remaining)
-
 
 # --- the process -------------------------------------------------------------------------------
 def comments_generator_main(conn: Any, plan: CommentsPlan) -> None:
     """Entry point of a comments generator process (multiprocessing, spawn)."""
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(_serve(conn, plan))
-    else:
-        uvloop.run(_serve(conn, plan))
-
-
-async def _serve(conn: Any, plan: CommentsPlan) -> None:
     generator = CommentsGenerator(plan)
-    watchdog = asyncio.create_task(_exit_when_orphaned(os.getppid()))
     phases = {
         "connect": ("connected", generator.connect_all),
         "write": ("written", generator.write_window),
         "converge": ("converged", generator.converge),
     }
-    try:
-        conn.send(("ready",))
-        while (message := await _next_message(conn, plan.deadline)) is not None:
-            if message[0] not in phases:  # "stop"
-                break
-            reply, phase = phases[message[0]]
-            conn.send((reply, await phase(*message[1:])))
-        conn.send(("stopped", generator.stop_report()))
-    finally:
-        watchdog.cancel()
-        await generator.close_all()
-        conn.close()
+    run_child(generator.serve(conn, phases))

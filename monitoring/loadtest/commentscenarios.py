@@ -30,7 +30,6 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
@@ -47,7 +46,7 @@ from monitoring.loadtest.comments import (
     comment_key,
     comments_generator_main,
 )
-from monitoring.loadtest.scenarios import MARGIN_SECONDS, ORPHAN_SECONDS, Run, Target
+from monitoring.loadtest.scenarios import MARGIN_SECONDS, Run, Target, merged
 from monitoring.loadtest.users import load_user_ids
 
 SETTLE_SECONDS = 0.5  # after the last snapshot, before the write window
@@ -111,30 +110,20 @@ class CommentsRun(Run):
         self.options = options
         self.setup = setup
 
-    def _plans(self, tickets: list[str]) -> list[CommentsPlan]:
-        urls = [url.rstrip("/") for url in self.target.urls]
-        per_proc: list[list[SocketSpec]] = [[] for _ in range(self.procs)]
-        for i, ticket in enumerate(tickets):
-            thread = i // self.members
-            thread_id = self.setup.thread_ids[thread]
-            url = f"{urls[i % len(urls)]}{WS_PATH.format(thread_id)}?ticket={ticket}"
-            spec = SocketSpec(i, url, thread, thread_group(thread_id), i % self.members)
-            per_proc[(i // len(urls)) % self.procs].append(spec)
-        deadline = time.monotonic() + self.connect_bound + ORPHAN_SECONDS
-        return [
-            CommentsPlan(
-                proc=p,
-                procs=self.procs,
-                sockets=specs,
-                origin=self.target.origin,
-                handshake_timeout=self.target.handshake_timeout,
-                heartbeat_seconds=settings.REALTIME_HEARTBEAT_SECONDS,
-                deadline=deadline,
-                reaction_share=self.options.reaction_share,
-                seed=self.options.seed,
-            )
-            for p, specs in enumerate(per_proc)
-        ]
+    def _plan(self, proc: int, specs: list[SocketSpec], common: dict[str, Any]) -> CommentsPlan:
+        return CommentsPlan(
+            proc,
+            sockets=specs,
+            reaction_share=self.options.reaction_share,
+            seed=self.options.seed,
+            **common,
+        )
+
+    def _spec(self, i: int, url: str, ticket: str) -> SocketSpec:
+        thread = i // self.members
+        thread_id = self.setup.thread_ids[thread]
+        url = f"{url}{WS_PATH.format(thread_id)}?ticket={ticket}"
+        return SocketSpec(i, url, thread, thread_group(thread_id), i % self.members)
 
     def write(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """The write window: each process's share of the rate in proportion to its sockets."""
@@ -207,9 +196,6 @@ def count_deliveries(
                 unattributed += 1  # its write was never acked
             else:
                 latencies.append((arrived - sent) * 1000)
-    types: Counter[str] = Counter()
-    for report in converged:
-        types.update(report["event_types"])
     return {
         "deliveries_expected": expected,
         "deliveries_received": received,
@@ -218,7 +204,7 @@ def count_deliveries(
         "out_of_order": sum(s["out_of_order"] for s in sockets),
         "unattributed_deliveries": unattributed,
         "delivery_ms": measure.percentiles(latencies),
-        "events_received_by_type": dict(types),
+        "events_received_by_type": merged(converged, "event_types"),
         "sockets": sockets,
     }
 
@@ -355,9 +341,6 @@ def run_comments(target: Target, options: CommentsOptions) -> dict[str, Any]:
 
 
 def _write_figures(written: list[dict[str, Any]], acked: Acked) -> dict[str, Any]:
-    errors: Counter[str] = Counter()
-    for report in written:
-        errors.update(report["errors"])
     sent = sum(len(r["writes"]["sent"]) - r["send_failures"] for r in written)
     return {
         "scheduled": sum(r["scheduled"] for r in written),
@@ -372,7 +355,7 @@ def _write_figures(written: list[dict[str, Any]], acked: Acked) -> dict[str, Any
         "reactions_already_there": acked.noop_reactions,
         "unanswered": sum(r["unanswered"] for r in written),
         "duplicate_acks": sum(r["duplicate_acks"] for r in written),
-        "error_frames": dict(errors),
+        "error_frames": merged(written, "errors"),
         "generator_loop_cpu_s": round(sum(r["cpu_seconds"] for r in written), 3),
     }
 

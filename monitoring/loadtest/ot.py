@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -37,15 +38,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from collab.otclient import Editor
-from monitoring.loadtest.clients import Refused, _exit_when_orphaned, _next_message, classify
+from monitoring.loadtest.generator import (
+    CLOSE_TIMEOUT,
+    SocketGenerator,
+    classify,
+    receive_snapshot,
+    run_child,
+    serve,
+    sleep_until,
+)
 from monitoring.loadtest.rawws import ClosedError, RawWebSocket, open_websocket
 
 WS_PATH = "/ws/collab/documents/{}/"
 ALPHABET = "abcdefghijklmnopqrstuvwxyz     "
 SUBMIT_FRAME = '{"id":"s%d","type":"collab.op.submit","data":%s}'
-HEARTBEAT_FRAME = '{"type":"session.heartbeat"}'
 SOFT_LENGTH = 2000  # past this many characters an editor deletes more often than it inserts
-CLOSE_TIMEOUT = 10.0
 
 
 def text_digest(text: str) -> str:
@@ -84,69 +91,34 @@ class Live:
 
 
 @dataclass
-class OtGenerator:
-    plan: OtPlan
-    live: list[Live] = field(default_factory=list)
-    failures: Counter[str] = field(default_factory=Counter)
-    connect_ms: list[float] = field(default_factory=list)
-    first_attempt: float | None = None
-    last_established: float | None = None
+class OtGenerator(SocketGenerator[EditorSpec, Live]):
     editing: bool = False
     recording: bool = False
     latencies_ms: array[float] = field(default_factory=lambda: array("d"))
     submits: int = 0
     acks: int = 0
     remote_ops: int = 0
-    errors: Counter[str] = field(default_factory=Counter)
-    other_frames: Counter[str] = field(default_factory=Counter)
     last_ack: float = 0.0
-    _heartbeat: asyncio.Task[None] | None = None
 
-    # --- connecting --------------------------------------------------------------------------
-    async def connect_all(self) -> dict[str, Any]:
-        self.first_attempt = time.monotonic()
-        self._heartbeat = asyncio.create_task(self._heartbeat_forever())
-        await asyncio.gather(*(self._connect(spec) for spec in self.plan.editors))
-        return {
-            "attempted": len(self.plan.editors),
-            "established": len(self.live),
-            "failures": dict(self.failures),
-            "connect_ms": list(self.connect_ms),
-            "first_attempt": self.first_attempt,
-            "last_established": self.last_established,
-            "rooms": dict(Counter(live.spec.document for live in self.live)),
-        }
+    def _specs(self) -> list[EditorSpec]:
+        return self.plan.editors
 
-    async def _connect(self, spec: EditorSpec) -> None:
-        started = time.monotonic()
-        ws = None
-        try:
-            async with asyncio.timeout(self.plan.handshake_timeout):
-                ws = await open_websocket(spec.url, origin=self.plan.origin)
-                snapshot = await _snapshot(ws)
-        except Exception as error:
-            self.failures[classify(error)] += 1
-            if ws is not None:
-                ws.abort()
-            return
-        self.connect_ms.append((time.monotonic() - started) * 1000)
-        self.last_established = time.monotonic()
+    def _room(self, live: Live) -> int:
+        return live.spec.document
+
+    async def _handshake(self, ws: RawWebSocket, spec: EditorSpec) -> tuple[float, Any]:
+        snapshot = await receive_snapshot(ws, "collab.document.snapshot")
+        return time.monotonic(), snapshot  # connect_ms: up to the snapshot
+
+    def _admit(
+        self, spec: EditorSpec, ws: RawWebSocket, snapshot: dict[str, Any], started: float
+    ) -> Live:
         client_id = f"load-{spec.index}-{os.getpid()}-{int(started * 1000)}"
         editor = Editor(client_id=client_id, text=snapshot["content"], version=snapshot["version"])
         rng = random.Random(self.plan.seed * 1_000_003 + spec.index)  # noqa: S311 - load text
         live = Live(spec, ws, editor, rng)
         ws.on_message = lambda raw: self._on_frame(live, raw)
-        self.live.append(live)
-
-    async def _heartbeat_forever(self) -> None:
-        period = max(1, int(self.plan.heartbeat_seconds))
-        tick = 0
-        while True:
-            await asyncio.sleep(1)
-            tick += 1
-            for live in self.live[tick % period :: period]:
-                with contextlib.suppress(ClosedError):
-                    live.ws.send_text(HEARTBEAT_FRAME)
+        return live
 
     # --- the editor loop ---------------------------------------------------------------------
     def _on_frame(self, live: Live, raw: str) -> None:
@@ -192,7 +164,7 @@ class OtGenerator:
 
     async def edit_window(self, t0: float, duration: float, settle: float) -> dict[str, Any]:
         """Type for ``duration`` seconds from ``t0``; then wait until every editor is settled."""
-        await _sleep_until(t0)
+        await sleep_until(t0)
         cpu_started = time.process_time()
         self.editing = self.recording = True
         end = t0 + duration
@@ -246,27 +218,6 @@ class OtGenerator:
             "remote_ops": self.remote_ops,
         }
 
-    # --- the end -----------------------------------------------------------------------------
-    def stop_report(self) -> dict[str, Any]:
-        closed = Counter(str(live.ws.close_code) for live in self.live if live.ws.closed.done())
-        return {
-            "open": len(self.live) - sum(closed.values()),
-            "closed_by_server": dict(closed),
-            "errors": dict(self.errors),
-            "other_frames": dict(self.other_frames),
-        }
-
-    async def close_all(self) -> None:
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
-        for live in self.live:
-            with contextlib.suppress(ClosedError):
-                live.ws.close()
-        if self.live:
-            await asyncio.wait([live.ws.closed for live in self.live], timeout=CLOSE_TIMEOUT)
-        for live in self.live:
-            live.ws.abort()
-
 
 def random_edit(text: str, rng: random.Random) -> list[Any]:
     """Insert 1-3 characters or delete one, at a random position of ``text``."""
@@ -278,22 +229,6 @@ def random_edit(text: str, rng: random.Random) -> list[Any]:
         return [position, chars] if position else [chars]
     position = rng.randrange(length)
     return [position, -1] if position else [-1]
-
-
-async def _snapshot(ws: RawWebSocket) -> dict[str, Any]:
-    """``session.welcome``, then the ``collab.document.snapshot`` data (presence frames skipped)."""
-    welcome = json.loads(await ws.recv())
-    if welcome.get("type") != "session.welcome":
-        raise Refused(f"no_welcome_{welcome.get('type')}")
-    while True:
-        frame = json.loads(await ws.recv())
-        kind = frame.get("type")
-        if kind == "collab.document.snapshot":
-            return frame["data"]
-        if kind == "error":
-            raise Refused(f"error_{frame.get('error', {}).get('code')}")
-        if not str(kind).startswith("presence."):
-            raise Refused(f"no_snapshot_{kind}")
 
 
 # --- joins -------------------------------------------------------------------------------------
@@ -326,7 +261,7 @@ async def join_all(plan: JoinPlan, concurrency: int, start: int, stop: int) -> d
         try:
             async with asyncio.timeout(plan.handshake_timeout):
                 ws = await open_websocket(url, origin=plan.origin)
-                snapshot = await _snapshot(ws)
+                snapshot = await receive_snapshot(ws, "collab.document.snapshot")
             latencies.append((time.monotonic() - begun) * 1000)
             digests[text_digest(snapshot["content"])] += 1
             sizes.append(len(snapshot["content"]))
@@ -361,43 +296,15 @@ async def join_all(plan: JoinPlan, concurrency: int, start: int, stop: int) -> d
 # --- the process -------------------------------------------------------------------------------
 def ot_generator_main(conn: Any, plan: OtPlan | JoinPlan) -> None:
     """Entry point of an OT or join generator process (multiprocessing, spawn)."""
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(_serve(conn, plan))
-    else:
-        uvloop.run(_serve(conn, plan))
-
-
-async def _serve(conn: Any, plan: OtPlan | JoinPlan) -> None:
-    generator = OtGenerator(plan) if isinstance(plan, OtPlan) else None
-    watchdog = asyncio.create_task(_exit_when_orphaned(os.getppid()))
-    try:
-        conn.send(("ready",))
-        while (message := await _next_message(conn, plan.deadline)) is not None:
-            kind = message[0]
-            if kind == "stop":
-                break
-            if kind == "join":
-                conn.send(("joined", await join_all(plan, *message[1:])))  # type: ignore[arg-type]
-            elif generator is None:
-                raise RuntimeError(f"a join generator got {kind!r}")
-            elif kind == "connect":
-                conn.send(("connected", await generator.connect_all()))
-            elif kind == "edit":
-                conn.send(("edited", await generator.edit_window(*message[1:])))
-            elif kind == "converge":
-                conn.send(("converged", await generator.converge(*message[1:])))
-        report = generator.stop_report() if generator else {"open": 0, "closed_by_server": {}}
-        conn.send(("stopped", {"errors": {}, **report}))
-    finally:
-        watchdog.cancel()
-        if generator is not None:
-            await generator.close_all()
-        conn.close()
-
-
-async def _sleep_until(deadline: float) -> None:
-    remaining = deadline - time.monotonic()
-    if remaining > 0:
-        await asyncio.sleep(remaining)
+    if isinstance(plan, JoinPlan):
+        join = functools.partial(join_all, plan)
+        stopped = {"errors": {}, "open": 0, "closed_by_server": {}}
+        run_child(serve(conn, plan.deadline, {"join": ("joined", join)}, lambda: stopped))
+        return
+    generator = OtGenerator(plan)
+    phases = {
+        "connect": ("connected", generator.connect_all),
+        "edit": ("edited", generator.edit_window),
+        "converge": ("converged", generator.converge),
+    }
+    run_child(generator.serve(conn, phases))

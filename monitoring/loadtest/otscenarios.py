@@ -29,7 +29,6 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
@@ -45,7 +44,7 @@ from monitoring.loadtest.ot import (
     ot_generator_main,
     text_digest,
 )
-from monitoring.loadtest.scenarios import MARGIN_SECONDS, ORPHAN_SECONDS, Run, Target
+from monitoring.loadtest.scenarios import MARGIN_SECONDS, ORPHAN_SECONDS, Run, Target, merged
 from monitoring.loadtest.users import load_user_ids, mint_tickets
 
 INITIAL_CHARS = 1000  # an edited document's starting text
@@ -122,29 +121,20 @@ class OtRun(Run):
         self.options = options
         self.document_ids = document_ids
 
-    def _plans(self, tickets: list[str]) -> list[OtPlan]:
-        urls = _base_urls(self.target)
-        per_proc: list[list[EditorSpec]] = [[] for _ in range(self.procs)]
-        for i, ticket in enumerate(tickets):
-            document = i // self.members
-            path = WS_PATH.format(self.document_ids[document])
-            url = f"{urls[i % len(urls)]}{path}?ticket={ticket}"
-            per_proc[(i // len(urls)) % self.procs].append(EditorSpec(i, url, document))
-        deadline = time.monotonic() + self.connect_bound + ORPHAN_SECONDS
-        return [
-            OtPlan(
-                proc=p,
-                procs=self.procs,
-                editors=specs,
-                origin=self.target.origin,
-                handshake_timeout=self.target.handshake_timeout,
-                heartbeat_seconds=settings.REALTIME_HEARTBEAT_SECONDS,
-                deadline=deadline,
-                type_interval=self.options.type_interval,
-                seed=self.options.seed,
-            )
-            for p, specs in enumerate(per_proc)
-        ]
+    def _plan(self, proc: int, specs: list[EditorSpec], common: dict[str, Any]) -> OtPlan:
+        return OtPlan(
+            proc,
+            editors=specs,
+            type_interval=self.options.type_interval,
+            seed=self.options.seed,
+            **common,
+        )
+
+    def _spec(self, i: int, url: str, ticket: str) -> EditorSpec:
+        document = i // self.members
+        return EditorSpec(
+            i, f"{url}{WS_PATH.format(self.document_ids[document])}?ticket={ticket}", document
+        )
 
     def edit(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         options = self.options
@@ -166,10 +156,6 @@ class OtRun(Run):
             window["units"] = sum(r["acks"] for r in edited)
         acks = sum(r["acks"] for r in edited)
         last_ack = max((r["last_ack"] for r in edited if r["last_ack"]), default=t0)
-        errors: dict[str, int] = {}
-        for report in edited:
-            for code, n in report["errors"].items():
-                errors[code] = errors.get(code, 0) + n
         return (
             {
                 "submits": sum(r["submits"] for r in edited),
@@ -179,7 +165,7 @@ class OtRun(Run):
                 "ack_ms": measure.percentiles([v for r in edited for v in r["latencies_ms"]]),
                 "unsettled": sum(r["unsettled"] for r in edited),
                 "failed_editors": sum(r["failed_editors"] for r in edited),
-                "error_frames": errors,
+                "error_frames": merged(edited, "errors"),
                 "generator_loop_cpu_s": round(sum(r["cpu_seconds"] for r in edited), 3),
                 "remote_ops_received": sum(r["remote_ops"] for r in converged),
             },

@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from multiprocessing.connection import Connection, wait
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 
@@ -42,6 +42,7 @@ CLOSE_SECONDS = 20.0  # for a child to close its sockets and exit after "stop"
 ORPHAN_SECONDS = 3 * 3600.0  # a child whose parent never says "stop" exits after this
 QUIET_SAMPLE_SECONDS = 1.0
 STEAL_LIMIT_PCT = 15.0  # DESIGN section 9: a window with more steal is run again
+S = TypeVar("S")  # what a child is told about one of its sockets
 
 
 @dataclass
@@ -148,8 +149,9 @@ def count_deliveries(sent: dict[str, Any], members: dict[int, int]) -> dict[str,
 class Run:
     """Users, tickets, generator processes and the measurement windows of one scenario.
 
-    Subclasses (otscenarios.py) change what the children run (``entry``), which users get
-    tickets (``_tickets``) and what each child is told (``_plans``).
+    Subclasses (otscenarios.py, commentscenarios.py) change what the children run (``entry``),
+    which users get tickets (``_tickets``) and what each child is told (``_spec`` for each
+    socket, ``_plan`` for each child; or all of ``_plans``).
     """
 
     entry: Callable[[Connection, Any], None] = staticmethod(generator_main)
@@ -209,29 +211,37 @@ class Run:
         return mint_tickets(load_user_ids(self.clients), ttl=int(self.connect_bound + 60))
 
     def _plans(self, tickets: list[str]) -> list[Any]:
-        urls = [presence_url(url) for url in self.target.urls]
-        per_proc: list[list[ClientSpec]] = [[] for _ in range(self.procs)]
+        common = self._plan_common()
+        per_proc = self._assign(tickets, self._spec)
+        return [self._plan(p, specs, common) for p, specs in enumerate(per_proc)]
+
+    def _spec(self, i: int, url: str, ticket: str) -> ClientSpec:
+        room = i // self.members
+        url = f"{presence_url(url)}?ticket={ticket}"
+        return ClientSpec(i, url, ROOM_FORMAT.format(room), room, i % self.members)
+
+    def _plan(self, proc: int, specs: list[Any], common: dict[str, Any]) -> Any:
+        rate = self.target.connect_rate * len(specs) / self.clients
+        return Plan(proc, clients=specs, connect_rate=rate, **common)
+
+    def _assign(self, tickets: list[str], spec: Callable[[int, str, str], S]) -> list[list[S]]:
+        """Client i's ``spec(i, worker URL, ticket)`` in its process's list (see the top)."""
+        urls = [url.rstrip("/") for url in self.target.urls]
+        per_proc: list[list[S]] = [[] for _ in range(self.procs)]
         for i, ticket in enumerate(tickets):
-            room = i // self.members
-            url = f"{urls[i % len(urls)]}?ticket={ticket}"
-            per_proc[(i // len(urls)) % self.procs].append(
-                ClientSpec(i, url, ROOM_FORMAT.format(room), room, i % self.members)
-            )
-        # Each phase has its own bound in the parent; this one only ends an orphaned child.
-        deadline = time.monotonic() + self.connect_bound + ORPHAN_SECONDS
-        return [
-            Plan(
-                proc=p,
-                procs=self.procs,
-                clients=specs,
-                origin=self.target.origin,
-                connect_rate=self.target.connect_rate * len(specs) / self.clients,
-                handshake_timeout=self.target.handshake_timeout,
-                heartbeat_seconds=settings.REALTIME_HEARTBEAT_SECONDS,
-                deadline=deadline,
-            )
-            for p, specs in enumerate(per_proc)
-        ]
+            per_proc[(i // len(urls)) % self.procs].append(spec(i, urls[i % len(urls)], ticket))
+        return per_proc
+
+    def _plan_common(self) -> dict[str, Any]:
+        """The fields every child's plan shares but ``proc`` and its sockets."""
+        return {
+            "procs": self.procs,
+            "origin": self.target.origin,
+            "handshake_timeout": self.target.handshake_timeout,
+            "heartbeat_seconds": settings.REALTIME_HEARTBEAT_SECONDS,
+            # Each phase has its own bound in the parent; this one only ends an orphaned child.
+            "deadline": time.monotonic() + self.connect_bound + ORPHAN_SECONDS,
+        }
 
     def _gather(self, kind: str, timeout: float) -> list[dict[str, Any]]:
         """One ``kind`` report from every child, within ``timeout`` seconds."""
@@ -279,16 +289,11 @@ class Run:
         first = min(r["first_attempt"] for r in reports)
         lasts = [r["last_established"] for r in reports if r["last_established"] is not None]
         seconds = max(lasts) - first if lasts else None
-        rooms: Counter[int] = Counter()
-        failures: Counter[str] = Counter()
-        for report in reports:
-            rooms.update({int(room): n for room, n in report["rooms"].items()})
-            failures.update(report["failures"])
-        self.room_members = dict(rooms)
+        self.room_members = {int(room): n for room, n in merged(reports, "rooms").items()}
         return {
             "attempted": sum(r["attempted"] for r in reports),
             "established": established,
-            "failures": dict(failures),
+            "failures": merged(reports, "failures"),
             "connect_seconds": round(seconds, 3) if seconds else None,
             "connect_rate": round(established / seconds, 1) if seconds else None,
             "connect_ms": measure.percentiles([ms for r in reports for ms in r["connect_ms"]]),
@@ -304,11 +309,6 @@ class Run:
         measure.wait_until(t0)
         with self.window("send", unit="delivery"):
             reports = self._gather("sent", timeout=duration + drain + MARGIN_SECONDS)
-        received: Counter[int] = Counter()
-        errors: Counter[str] = Counter()
-        for report in reports:
-            received.update(report["received"])
-            errors.update(report["errors"])
         return {
             "scheduled": sum(r["scheduled"] for r in reports),
             "unsent": sum(r["unsent"] for r in reports),
@@ -318,8 +318,8 @@ class Run:
             "sent_ids": [i for r in reports for i in r["sent_ids"]],
             "sent_rooms": [i for r in reports for i in r["sent_rooms"]],
             "latencies_ms": [v for r in reports for v in r["latencies_ms"]],
-            "received": received,
-            "errors": dict(errors),
+            "received": merged(reports, "received"),
+            "errors": merged(reports, "errors"),
             "generator_cpu_seconds": sum(r["cpu_seconds"] for r in reports),
         }
 
@@ -327,15 +327,10 @@ class Run:
         for _, conn in self.children:
             conn.send(("stop",))
         reports = self._gather("stopped", timeout=MARGIN_SECONDS)
-        closed: Counter[str] = Counter()
-        errors: Counter[str] = Counter()
-        for report in reports:
-            closed.update(report["closed_by_server"])
-            errors.update(report["errors"])
         return {
             "open": sum(r["open"] for r in reports),
-            "closed_by_server": dict(closed),
-            "errors": dict(errors),
+            "closed_by_server": merged(reports, "closed_by_server"),
+            "errors": merged(reports, "errors"),
         }
 
     # --- the JSON line -------------------------------------------------------------------------
@@ -375,6 +370,14 @@ class Run:
                 "generators": self.servers.generators,
             },
         }
+
+
+def merged(reports: list[dict[str, Any]], key: str) -> dict[Any, int]:
+    """The sum of the children's ``key`` histograms."""
+    total: Counter[Any] = Counter()
+    for report in reports:
+        total.update(report[key])
+    return dict(total)
 
 
 def presence_url(url: str) -> str:

@@ -221,10 +221,16 @@ class Command(BaseCommand):
 
     def _run(self, target: Target, options: dict[str, Any]) -> dict[str, Any]:
         sys.stderr.write(f"loadtest {options['scenario']} against {', '.join(target.urls)}\n")
+        result = self._run_scenario(target, options)
+        if options["scenario"] in WORKER_RATES:
+            result["parameters"]["worker_env"] = worker_env(options) if options["spawn"] else None
+        return result
+
+    def _run_scenario(self, target: Target, options: dict[str, Any]) -> dict[str, Any]:
         scenario = options["scenario"]
         if scenario in ("ot-hot", "ot-many"):
             hot = scenario == "ot-hot"
-            result = run_ot(
+            return run_ot(
                 target,
                 OtOptions(
                     documents=1 if hot else options["documents"],
@@ -235,10 +241,8 @@ class Command(BaseCommand):
                     seed=options["seed"],
                 ),
             )
-            result["parameters"]["worker_env"] = worker_env(options) if options["spawn"] else None
-            return result
         if scenario == "comments":
-            result = run_comments(
+            return run_comments(
                 target,
                 CommentsOptions(
                     threads=options["threads"],
@@ -250,8 +254,6 @@ class Command(BaseCommand):
                     seed=options["seed"],
                 ),
             )
-            result["parameters"]["worker_env"] = worker_env(options) if options["spawn"] else None
-            return result
         if scenario == "join":
             return run_join(
                 target,
