@@ -19,7 +19,7 @@ import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import get_channel_layer
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 
 from collab.models import Role
 from collab.services import document_create, member_remove, member_set, operation_submit
@@ -1316,3 +1316,18 @@ def test_deleting_a_document_deletes_its_threads_and_their_files_after_commit(
     assert thread_delete(thread_id=other.thread["id"]) is True
     assert thread_delete(thread_id=other.thread["id"]) is False
     assert not Comment.objects.exists() and not ThreadEvent.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_file_whose_row_fails_to_commit_leaves_storage(document, owner, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    comment_id = start_thread(document, owner).comment["id"]
+    Thread.objects.all().update(last_seq=10**6)  # its event seq is taken: the insert fails
+    ThreadEvent.objects.create(thread_id=Thread.objects.get().pk, seq=10**6 + 1, type="x", data={})
+    png = SimpleUploadedFile("a.png", b"\x89PNG\r\n\x1a\n" + b"\0" * 64, content_type="image/png")
+
+    with pytest.raises(IntegrityError):
+        attachment_add(user=owner, comment_id=comment_id, upload=png)
+
+    assert not Attachment.objects.exists()
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
