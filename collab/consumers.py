@@ -24,14 +24,15 @@ from collab.selectors import (
 from collab.services import document_group, operation_submit
 from config.errors import AppError, ErrorCode
 from config.realtime.broadcast import abroadcast
-from config.realtime.consumer import RealtimeConsumer, command
+from config.realtime.consumer import command
 from config.realtime.envelope import encode_event
+from config.realtime.ordered import OrderedStreamConsumer
 from presence.rooms import Room
 
 MAX_CLIENT_ID = 64
 
 
-class DocumentConsumer(RealtimeConsumer):
+class DocumentConsumer(OrderedStreamConsumer):
     app = "collab"
 
     async def authorize(self) -> None:
@@ -45,9 +46,8 @@ class DocumentConsumer(RealtimeConsumer):
             raise AppError(ErrorCode.NOT_FOUND, "No such document.")
 
     async def on_connect(self) -> None:
-        self.group = document_group(self.document_id)
+        self.group = self.stream = document_group(self.document_id)  # seq = version
         self.room = Room("document", str(self.document_id))
-        self.sent = -1  # the last version this socket has: nothing older is ever sent again
         self.editing = False
         # Subscribed before reading: an op committed meanwhile arrives after, and is dropped
         # if the read already had it.
@@ -61,7 +61,7 @@ class DocumentConsumer(RealtimeConsumer):
             data = {"content": opening.content, "version": opening.version, "members": members}
             await self.send_frame("event", encode_event("collab.document.snapshot", data))
         else:
-            await self._send_ops(opening.missed)
+            await self.send_stream_frames([_applied(op, self.group) for op in opening.missed])
             data = {"version": opening.version, "members": members}
             await self.send_frame("event", encode_event("collab.document.resumed", data))
         self.sent = opening.version
@@ -77,7 +77,7 @@ class DocumentConsumer(RealtimeConsumer):
             user=self.user,
         )
         # Everything before our op first: the ack must find the client at version - 1.
-        await self._catch_up(result.version - 1)
+        await self.catch_up(result.version - 1)
         self.sent = max(self.sent, result.version)
         if not self.editing:
             self.editing = True
@@ -108,37 +108,19 @@ class DocumentConsumer(RealtimeConsumer):
         await abroadcast(self.group, "collab.cursor.moved", moved)
         return {"version": self.sent, "cursor": cursor}
 
-    async def realtime_frame(self, message: dict[str, Any]) -> None:
-        key = message.get("dedupe")
-        if key is None or key[0] != self.group:
-            await super().realtime_frame(message)
-            return
-        version = key[1]
-        if version <= self.sent:
-            return  # had it: our own op (acked), or read at join or in a catch-up
-        await self._catch_up(version - 1)
-        await self.send_frame("event", message["frame"])
-        self.sent = version
-
-    async def _catch_up(self, upto: int) -> None:
-        """Send every op after ``self.sent`` up to ``upto`` from the database, in order."""
-        if upto <= self.sent:
-            return
+    async def read_missed(self, after: int, upto: int) -> list[tuple[int, str]]:
         missed = await database_sync_to_async(operations_between)(
-            document_id=self.document_id, after=self.sent, upto=upto
+            document_id=self.document_id, after=after, upto=upto
         )
-        await self._send_ops(missed)
+        return [_applied(operation, self.group) for operation in missed]
 
-    async def _send_ops(self, operations: list) -> None:  # type: ignore[type-arg]
-        for operation in operations:
-            frame = encode_event(
-                "collab.op.applied",
-                op_applied_data(operation),
-                stream=self.group,
-                seq=operation.version,
-            )
-            await self.send_frame("event", frame)
-            self.sent = operation.version
+
+def _applied(operation: Any, stream: str) -> tuple[int, str]:
+    """An op as the ``collab.op.applied`` frame a broadcast of it carries."""
+    data = op_applied_data(operation)
+    return operation.version, encode_event(
+        "collab.op.applied", data, stream=stream, seq=operation.version
+    )
 
 
 def _since(query_string: bytes) -> int | None:

@@ -38,6 +38,7 @@ from config.errors import CLOSE_NOT_FOUND, AppError, ErrorCode
 from config.realtime.broadcast import abroadcast
 from config.realtime.consumer import RealtimeConsumer, command
 from config.realtime.envelope import encode_event
+from config.realtime.ordered import OrderedStreamConsumer
 from config.rest import MAX_ID
 from presence.rooms import Room
 
@@ -56,11 +57,11 @@ def _since(query_string: bytes) -> int | None:
     return int(values[0])
 
 
-def _event_frame(event: Any, stream: str) -> str:
-    return encode_event(event.type, event.data, stream=stream, seq=event.seq)
+def _event_frame(event: Any, stream: str) -> tuple[int, str]:
+    return event.seq, encode_event(event.type, event.data, stream=stream, seq=event.seq)
 
 
-class ThreadConsumer(RealtimeConsumer):
+class ThreadConsumer(OrderedStreamConsumer):
     app = "comments"
 
     async def authorize(self) -> None:
@@ -71,9 +72,8 @@ class ThreadConsumer(RealtimeConsumer):
             raise AppError(ErrorCode.NOT_FOUND, "No such thread.")
 
     async def on_connect(self) -> None:
-        self.group = thread_group(self.thread_id)
+        self.group = self.stream = thread_group(self.thread_id)
         self.room = Room("thread", str(self.thread_id))
-        self.sent = -1  # the last seq this socket has: nothing older is ever sent again
         self.state = "viewing"  # what the client said it does; typing shows over it
         self.typing_until: float | None = None
         self.typing_relayed_at = 0.0
@@ -96,8 +96,7 @@ class ThreadConsumer(RealtimeConsumer):
             }
             await self.send_frame("event", encode_event("comments.thread.snapshot", data))
         else:
-            for event in opening.missed:
-                await self.send_frame("event", _event_frame(event, self.group))
+            await self.send_stream_frames([_event_frame(e, self.group) for e in opening.missed])
             data = {"seq": opening.seq, "members": members}
             await self.send_frame("event", encode_event("comments.thread.resumed", data))
         self.sent = opening.seq
@@ -241,23 +240,11 @@ class ThreadConsumer(RealtimeConsumer):
         await self.send_frame("event", message["frame"])
         await self.close(code=CLOSE_NOT_FOUND)
 
-    # --- delivery in seq order ----------------------------------------------------------------
-    async def realtime_frame(self, message: dict[str, Any]) -> None:
-        key = message.get("dedupe")
-        if key is None or key[0] != self.group:
-            await super().realtime_frame(message)
-            return
-        seq = key[1]
-        if seq <= self.sent:
-            return  # had it: read at join or in a catch-up
-        if seq > self.sent + 1:
-            missed = await database_sync_to_async(events_between)(
-                thread_id=self.thread_id, after=self.sent, upto=seq - 1
-            )
-            for event in missed:
-                await self.send_frame("event", _event_frame(event, self.group))
-        await self.send_frame("event", message["frame"])
-        self.sent = seq
+    async def read_missed(self, after: int, upto: int) -> list[tuple[int, str]]:
+        missed = await database_sync_to_async(events_between)(
+            thread_id=self.thread_id, after=after, upto=upto
+        )
+        return [_event_frame(event, self.group) for event in missed]
 
 
 class NotificationConsumer(RealtimeConsumer):

@@ -1,0 +1,51 @@
+"""A consumer that follows one durable stream and sends it exactly once, in ``seq`` order.
+
+A document's ops and a thread's events are each one stream with a gap-free ``seq``, kept in
+PostgreSQL (DESIGN section 5). The channel layer is only a fast path: a broadcast may be lost
+(a full channel, a Redis restart) or overtaken (two workers commit one after the other, their
+broadcasts arrive the other way round). So each socket remembers the last ``seq`` it was sent,
+drops what it already had, and fills a gap from the database before sending anything later:
+
+    class ThreadConsumer(OrderedStreamConsumer):
+        async def read_missed(self, after, upto):        # frames of after < seq <= upto
+            return [(e.seq, frame_of(e)) for e in await events_between(...)]
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from config.realtime.consumer import RealtimeConsumer
+
+
+class OrderedStreamConsumer(RealtimeConsumer):
+    # Set in on_connect: the stream followed (the name broadcasts carry in ``dedupe``), and the
+    # last seq this socket was sent; nothing older is ever sent again.
+    stream: str = ""
+    sent: int = -1
+
+    async def read_missed(self, after: int, upto: int) -> list[tuple[int, str]]:
+        """The stream's frames with ``after < seq <= upto`` from the database, in order."""
+        raise NotImplementedError
+
+    async def catch_up(self, upto: int) -> None:
+        """Send everything after ``self.sent`` up to ``upto`` from the database."""
+        if upto > self.sent:
+            await self.send_stream_frames(await self.read_missed(self.sent, upto))
+
+    async def send_stream_frames(self, frames: list[tuple[int, str]]) -> None:
+        for seq, frame in frames:
+            await self.send_frame("event", frame)
+            self.sent = seq
+
+    async def realtime_frame(self, message: dict[str, Any]) -> None:
+        key = message.get("dedupe")
+        if key is None or key[0] != self.stream:
+            await super().realtime_frame(message)
+            return
+        seq = key[1]
+        if seq <= self.sent:
+            return  # had it: read at join or in a catch-up (or one's own op, acked)
+        await self.catch_up(seq - 1)
+        await self.send_frame("event", message["frame"])
+        self.sent = seq
