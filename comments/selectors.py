@@ -230,8 +230,16 @@ def thread_open(*, thread_id: int, since: int | None) -> ThreadOpening:
 # --- notifications -----------------------------------------------------------------------------
 
 
+# A badge count stops here ("99+"): counting costs a read per unread row, and runs on every
+# notification, so an inbox nobody reads must not make each new one slower. The exact number
+# is the ``count`` of ``GET /api/comments/notifications/?unread=true``.
+UNREAD_COUNT_CAP = 100
+
+
 def unread_count(*, user_id: int) -> int:
-    return Notification.objects.filter(recipient_id=user_id, read_at__isnull=True).count()
+    """Unread notifications of the user, up to UNREAD_COUNT_CAP."""
+    unread = Notification.objects.filter(recipient_id=user_id, read_at__isnull=True)
+    return unread.values("pk")[:UNREAD_COUNT_CAP].count()
 
 
 def notifications_for(*, user_id: int) -> QuerySet[Notification]:

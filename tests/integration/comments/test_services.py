@@ -1331,3 +1331,21 @@ def test_a_file_whose_row_fails_to_commit_leaves_storage(document, owner, settin
 
     assert not Attachment.objects.exists()
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+def test_the_unread_count_stops_at_its_cap_and_the_list_has_the_exact_number(document, owner):
+    from comments.selectors import UNREAD_COUNT_CAP
+
+    thread = start_thread(document, owner).thread
+    first = Comment.objects.get()
+    fan = UserFactory()
+    member_set(user=owner, document_id=document.pk, member_id=fan.pk, role="viewer")
+    Notification.objects.bulk_create(
+        Notification(
+            recipient=owner, kind="reply", actor=fan, thread_id=thread["id"], comment=first
+        )
+        for _ in range(UNREAD_COUNT_CAP + 5)
+    )
+
+    assert unread_count(user_id=owner.pk) == UNREAD_COUNT_CAP
+    assert notifications_mark_read(user=owner, ids=None)["unread"] == 0
