@@ -104,6 +104,11 @@ class Comment(models.Model):
                 fields=["thread", "author", "client_msg_id"], name="comments_comment_once"
             ),
         ]
+        indexes = [
+            # A thread's comments in order (snapshots, REST, "who started it") without walking
+            # every comment of every thread by id.
+            models.Index(fields=["thread", "created_at", "id"], name="comments_thread_order"),
+        ]
         ordering = ["thread_id", "created_at", "id"]
 
     def __str__(self) -> str:
@@ -189,6 +194,7 @@ class Notification(models.Model):
     class Meta:
         indexes = [
             models.Index(fields=["recipient", "read_at"], name="comments_unread"),
+            models.Index(fields=["recipient", "created_at", "id"], name="comments_inbox"),
         ]
         ordering = ["-created_at", "-id"]
 

@@ -104,7 +104,8 @@ def _replied_to(thread: Thread, comment: Comment, parent: Comment | None) -> int
     """Whom a comment answers: its parent's author, or else the thread's first comment's."""
     if parent is not None:
         return parent.author_id
-    first = thread.comments.exclude(pk=comment.pk).order_by("id").values_list("author_id").first()
+    earlier = thread.comments.exclude(pk=comment.pk).order_by("created_at", "id")
+    first = earlier.values_list("author_id").first()
     return None if first is None else first[0]
 
 
