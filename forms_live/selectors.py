@@ -14,6 +14,7 @@ from typing import Any
 from django.db.models import F, QuerySet
 
 from config.errors import AppError, ErrorCode
+from forms_live.analytics import FormStats, SubmissionFacts
 from forms_live.models import (
     FieldConflict,
     Form,
@@ -182,3 +183,24 @@ def changes_between(*, form_id: int, after: int, upto: int | None = None) -> lis
     if upto is not None:
         changes = changes.filter(revision__lte=upto)
     return list(changes.order_by("revision"))
+
+
+# --- analytics ---------------------------------------------------------------------------------
+
+
+def form_stats(*, form_id: int, now: float) -> FormStats:
+    """The form's funnel from its submissions (one query, a few columns per submission)."""
+    views = Form.objects.filter(pk=form_id).values_list("views", flat=True).first() or 0
+    rows = Submission.objects.filter(form_id=form_id).values_list(
+        "status", "started_at", "submitted_at", "last_field"
+    )
+    facts = [
+        SubmissionFacts(
+            status=status,
+            started_at=started.timestamp(),
+            submitted_at=None if submitted is None else submitted.timestamp(),
+            last_field=last_field or None,
+        )
+        for status, started, submitted, last_field in rows.iterator(chunk_size=2000)
+    ]
+    return FormStats.of(facts, views=views, now=now)
