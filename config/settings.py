@@ -251,6 +251,11 @@ REALTIME_RATES: dict[str, str] = {
     "comments.typing.start": "120/min",
     "comments.typing.stop": "120/min",
     "comments.presence.set": "120/min",
+    # Forms: a builder's changes and a respondent's values come in bursts while they type.
+    "forms.field.change": os.environ.get("REALTIME_RATE_FORM_CHANGE", "600/min"),
+    "forms.field.focus": "600/min",
+    "forms.submission.update": os.environ.get("REALTIME_RATE_FORM_FILL", "600/min"),
+    "forms.submission.submit": "60/min",
     "comments.target.watch": "120/min",
 }
 # Per connection, counted in the worker itself: for types that scale with sockets rather than

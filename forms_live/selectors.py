@@ -204,3 +204,43 @@ def form_stats(*, form_id: int, now: float) -> FormStats:
         for status, started, submitted, last_field in rows.iterator(chunk_size=2000)
     ]
     return FormStats.of(facts, views=views, now=now)
+
+
+# --- socket openings ---------------------------------------------------------------------------
+
+LATEST_SUBMISSIONS = 50
+
+
+def form_revision(*, form_id: int) -> int:
+    revision = Form.objects.filter(pk=form_id).values_list("revision", flat=True).first()
+    if revision is None:
+        raise AppError(ErrorCode.NOT_FOUND, "No such form.")
+    return revision
+
+
+def edit_snapshot(*, form_id: int) -> dict[str, Any]:
+    """What a builder's socket gets on join: the form with its fields, the open conflicts."""
+    form = Form.objects.filter(pk=form_id).first()
+    if form is None:
+        raise AppError(ErrorCode.NOT_FOUND, "No such form.")
+    conflicts = FieldConflict.objects.filter(form=form, status="open").select_related(
+        "field", "current_by", "proposed_by", "resolved_by"
+    )
+    return {
+        "form": form_payload(form, fields_of(form.pk)),
+        "conflicts": [conflict_payload(c) for c in conflicts],
+        "revision": form.revision,
+    }
+
+
+def dashboard_snapshot(*, form_id: int, now: float) -> dict[str, Any]:
+    """What a dashboard gets on join: the form, its analytics, the latest submissions."""
+    form = Form.objects.filter(pk=form_id).first()
+    if form is None:
+        raise AppError(ErrorCode.NOT_FOUND, "No such form.")
+    latest = Submission.objects.filter(form=form).select_related("respondent")
+    return {
+        "form": form_payload(form, fields_of(form.pk)),
+        "analytics": form_stats(form_id=form_id, now=now).summary(),
+        "submissions": [submission_payload(s) for s in latest[:LATEST_SUBMISSIONS]],
+    }

@@ -21,7 +21,8 @@ from config.errors import AppError, ErrorCode
 from config.realtime.groups import group_name
 
 _ROOM = re.compile(r"^(?P<kind>[a-z][a-z_]{0,15})\.(?P<key>[A-Za-z0-9_-]{1,64})\Z")
-_STATE = re.compile(r"^[a-z][a-z_]{0,23}\Z")
+# A state, optionally about one thing in the room: "editing", "editing:email" (a form field).
+_STATE = re.compile(r"^[a-z][a-z_]{0,23}(:[A-Za-z0-9_-]{1,64})?\Z")
 
 RoomRule = Callable[[Any, str], bool]
 
@@ -58,9 +59,14 @@ def parse_room(value: object) -> Room:
 
 
 def parse_room_state(value: object) -> str:
-    """A member's state in a room: ``viewing``, ``editing``, ``typing``... chosen by each app."""
+    """A member's state in a room: ``viewing``, ``editing``, ``typing``... chosen by each app,
+    optionally with what it is about after a colon: ``editing:email``."""
     if not isinstance(value, str) or not _STATE.match(value):
-        raise AppError(ErrorCode.INVALID, "'state' must be 1-24 of [a-z_], starting with a letter.")
+        raise AppError(
+            ErrorCode.INVALID,
+            "'state' must be 1-24 of [a-z_], starting with a letter, then optionally a colon "
+            "and 1-64 of [A-Za-z0-9_-].",
+        )
     return value
 
 
