@@ -47,7 +47,7 @@ def test_parse_room_refuses_malformed_names_as_invalid(value):
     assert caught.value.code is ErrorCode.INVALID
 
 
-@pytest.mark.parametrize("value", ["nosuchkind.42", "widget.7", "form.x"])
+@pytest.mark.parametrize("value", ["nosuchkind.42", "widget.7", "gadget.x"])
 def test_parse_room_answers_not_found_for_kinds_that_are_not_open(value):
     with pytest.raises(AppError) as caught:
         parse_room(value)
