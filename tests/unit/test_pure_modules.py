@@ -18,6 +18,7 @@ PURE_MODULES = {
     "config.realtime.envelope": "config/realtime/envelope.py",
     "config.realtime.groups": "config/realtime/groups.py",
     "config.realtime.ratelimit": "config/realtime/ratelimit.py",
+    "forms_live.merge": "forms_live/merge.py",
     "forms_live.analytics": "forms_live/analytics.py",
     "forms_live.validation": "forms_live/validation.py",
     "presence.rooms": "presence/rooms.py",
