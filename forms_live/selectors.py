@@ -192,7 +192,7 @@ def form_stats(*, form_id: int, now: float) -> FormStats:
     """The form's funnel from its submissions (one query, a few columns per submission)."""
     views = Form.objects.filter(pk=form_id).values_list("views", flat=True).first() or 0
     rows = Submission.objects.filter(form_id=form_id).values_list(
-        "status", "started_at", "submitted_at", "last_field"
+        "status", "started_at", "submitted_at", "last_field", "updated_at"
     )
     facts = [
         SubmissionFacts(
@@ -200,8 +200,10 @@ def form_stats(*, form_id: int, now: float) -> FormStats:
             started_at=started.timestamp(),
             submitted_at=None if submitted is None else submitted.timestamp(),
             last_field=last_field or None,
+            # Someone still typing an hour after they started has not abandoned the form.
+            last_active_at=updated.timestamp(),
         )
-        for status, started, submitted, last_field in rows.iterator(chunk_size=2000)
+        for status, started, submitted, last_field, updated in rows.iterator(chunk_size=2000)
     ]
     return FormStats.of(facts, views=views, now=now)
 
