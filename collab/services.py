@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 
 from collab import ot
@@ -31,6 +30,7 @@ from collab.selectors import (
 )
 from comments.services import target_threads_delete
 from config.errors import AppError, ErrorCode
+from config.members import member_delete, member_upsert
 from config.realtime.broadcast import broadcast_on_commit
 from config.realtime.groups import group_name
 
@@ -99,46 +99,13 @@ def _title(title: object) -> str:
 def member_set(*, user: Any, document_id: int, member_id: int, role: str) -> DocumentMember:
     """Add a member or change their role (owner only). A document always keeps one owner."""
     document, _ = document_for_user(user=user, document_id=document_id, need=can_manage)
-    if role not in Role.values:
-        raise AppError(ErrorCode.INVALID, f"'role' must be one of: {', '.join(Role.values)}.")
-    if not get_user_model().objects.filter(pk=member_id, is_active=True).exists():
-        raise AppError(ErrorCode.INVALID, "No such user.")
-    member, created = DocumentMember.objects.select_for_update().get_or_create(
-        document=document, user_id=member_id, defaults={"role": role}
-    )
-    if not created and member.role != role:
-        if member.role == Role.OWNER:
-            _keep_an_owner(document, leaving=member)
-        member.role = role
-        member.save(update_fields=["role"])
-    return member
+    return member_upsert(DocumentMember, document, member_id=member_id, role=role, noun="document")
 
 
 @transaction.atomic
 def member_remove(*, user: Any, document_id: int, member_id: int) -> None:
     document, _ = document_for_user(user=user, document_id=document_id, need=can_manage)
-    member = DocumentMember.objects.select_for_update().filter(document=document, user_id=member_id)
-    found = member.first()
-    if found is None:
-        raise AppError(ErrorCode.NOT_FOUND, "No such member.")
-    if found.role == Role.OWNER:
-        _keep_an_owner(document, leaving=found)
-    found.delete()
-
-
-def _keep_an_owner(document: Document, *, leaving: DocumentMember) -> None:
-    """Refuse to lose the last owner; when the named owner steps down, name another."""
-    other = (
-        DocumentMember.objects.filter(document=document, role=Role.OWNER)
-        .exclude(pk=leaving.pk)
-        .order_by("id")
-        .first()
-    )
-    if other is None:
-        raise AppError(ErrorCode.CONFLICT, "A document must keep at least one owner.")
-    if document.owner_id == leaving.user_id:
-        document.owner_id = other.user_id
-        document.save(update_fields=["owner", "updated_at"])
+    member_delete(DocumentMember, document, member_id=member_id, noun="document")
 
 
 # --- operations --------------------------------------------------------------------------------
