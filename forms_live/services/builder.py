@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from config.errors import AppError, ErrorCode
@@ -223,6 +224,8 @@ def _set(
     event_type: str = CHANGED,
     extra: dict[str, Any] | None = None,
 ) -> ChangeResult:
+    # A merge of two valid values can be invalid (two labels of 150 characters merge into 300).
+    value = checks.prop_value(prop, value)
     setattr(field, prop, value)
     _check_definition(field.type, field.rules, field.options)
     field.changed_at = {**field.changed_at, prop: form.revision + 1}
@@ -241,15 +244,21 @@ def _set(
 
 def _value_at(form: Form, field: FormField, prop: str, base: int) -> Any:
     """The property's value at the base revision: its last change up to then, else the value
-    the field was added with."""
-    changes = FormChange.objects.filter(form=form, field_key=field.key, revision__lte=base)
-    for change in changes.filter(type__in=(CHANGED, RESOLVED)).order_by("-revision"):
-        if change.data.get("prop") == prop:
-            return change.data["value"]
-    added = changes.filter(type=ADDED).order_by("-revision").first()
-    if added is None:
+    the field was added with. A key removed and added again is another field: a base from
+    before its latest addition did not see this field, and what the key held before is not
+    this field's past."""
+    last = (
+        FormChange.objects.filter(
+            Q(type=ADDED) | Q(type__in=(CHANGED, RESOLVED), data__prop=prop, revision__lte=base),
+            form=form,
+            field_key=field.key,
+        )
+        .order_by("-revision")
+        .first()
+    )
+    if last is None or last.revision > base:
         raise AppError(ErrorCode.CONFLICT, "That field did not exist at your base revision.")
-    return added.data["field"][prop]
+    return last.data["field"][prop] if last.type == ADDED else last.data["value"]
 
 
 def _open_conflict(
@@ -262,8 +271,13 @@ def _open_conflict(
     user: Any,
     msg_id: str,
 ) -> ChangeResult:
+    # Who made the value kept: the last change of this property (of any other is not theirs).
     last = (
-        FormChange.objects.filter(form=form, field_key=field.key, type__in=(CHANGED, RESOLVED))
+        FormChange.objects.filter(
+            Q(type=ADDED) | Q(type__in=(CHANGED, RESOLVED), data__prop=prop),
+            form=form,
+            field_key=field.key,
+        )
         .order_by("-revision")
         .first()
     )

@@ -18,7 +18,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 from user_agents import parse as parse_user_agent
@@ -92,14 +92,20 @@ def submission_start(
         if device.is_pc
         else "other"
     )
-    submission = Submission.objects.create(
-        form=form,
-        respondent=None if form.anonymous else user,
-        token=secrets.token_urlsafe(24),
-        browser=device.browser.family[:64],
-        os=device.os.family[:64],
-        device_type=kind,
-    )
+    try:
+        with transaction.atomic():
+            submission = Submission.objects.create(
+                form=form,
+                respondent=None if form.anonymous else user,
+                token=secrets.token_urlsafe(24),
+                browser=device.browser.family[:64],
+                os=device.os.family[:64],
+                device_type=kind,
+            )
+    except IntegrityError:
+        # The respondent's other tab started one at the same moment (one per respondent and
+        # form): that one is theirs.
+        return Submission.objects.get(form=form, respondent_id=user.pk)
     _announce(submission)
     return submission
 
@@ -109,7 +115,12 @@ def _mine(user: Any, form_id: int, token: object) -> tuple[Form, Submission]:
     form = form_to_fill(form_id=form_id)
     if not isinstance(token, str):
         raise AppError(ErrorCode.INVALID, "'token' must be your submission's token.")
-    mine = Submission.objects.select_for_update().filter(form=form, token=token)
+    # The respondent comes with it: every answer names them (submission_payload).
+    mine = (
+        Submission.objects.select_for_update(of=("self",))
+        .select_related("respondent")
+        .filter(form=form, token=token)
+    )
     if not form.anonymous:
         mine = mine.filter(respondent_id=user.pk)
     submission = mine.first()
@@ -186,7 +197,12 @@ def submission_set_status(
         raise AppError(ErrorCode.INVALID, "'status' must be processing or completed.")
     if type(submission_id) is not int:
         raise AppError(ErrorCode.INVALID, "'submission_id' must be an integer.")
-    submission = Submission.objects.select_for_update().filter(pk=submission_id, form=form).first()
+    submission = (
+        Submission.objects.select_for_update(of=("self",))
+        .select_related("respondent")
+        .filter(pk=submission_id, form=form)
+        .first()
+    )
     if submission is None:
         raise AppError(ErrorCode.NOT_FOUND, "No such submission.")
     if submission.status == status:
