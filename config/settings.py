@@ -323,6 +323,8 @@ REST_FRAMEWORK = {
         # Every comment write over REST (threads, comments, edits, reactions, files), together:
         # each stores rows and broadcasts; the socket's per-command rates are of the same order.
         "comments_write": os.environ.get("API_RATE_COMMENTS_WRITE", "240/min"),
+        # Every form write over REST (forms, members, fields, conflicts, submission statuses).
+        "forms_write": os.environ.get("API_RATE_FORMS_WRITE", "240/min"),
     },
     "EXCEPTION_HANDLER": "config.api.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

@@ -1,0 +1,69 @@
+"""What the forms viewsets share: their base class (input serializers by action, the write
+throttle), the path parameters of the schema, and the body of a builder change.
+
+    class FieldViewSet(FormsViewSet):
+        inputs = {"create": FieldInputSerializer}  # self.valid(request.data) checks with it
+        writes = frozenset({"create"})             # these also count against forms_write
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import OpenApiParameter
+from rest_framework import serializers, viewsets
+
+from config.api import SharedRateThrottle
+from forms_live.models import Form
+from forms_live.services import ChangeResult
+
+# The URLs' converters admit 0 to 2**63 - 1 and field keys; without these the schema would call
+# the ids strings.
+FORM_ID = OpenApiParameter("form_id", int, OpenApiParameter.PATH)
+USER_ID = OpenApiParameter("user_id", int, OpenApiParameter.PATH)
+CONFLICT_ID = OpenApiParameter("conflict_id", int, OpenApiParameter.PATH)
+SUBMISSION_ID = OpenApiParameter("submission_id", int, OpenApiParameter.PATH)
+FIELD_KEY = OpenApiParameter("key", str, OpenApiParameter.PATH, description="A field's key.")
+
+
+class FormWriteThrottle(SharedRateThrottle):
+    """Every write to forms over REST, counted together per user, on top of the default."""
+
+    scope = "forms_write"
+
+
+class FormsViewSet(viewsets.GenericViewSet):
+    """Input serializers by action (the browsable API draws its forms from them), and the
+    write throttle for the actions in ``writes``."""
+
+    inputs: dict[str, type[serializers.Serializer]] = {}
+    writes: frozenset[str] = frozenset()
+
+    def get_serializer_class(self) -> type[serializers.Serializer]:
+        return self.inputs.get(self.action, serializers.Serializer)
+
+    def get_queryset(self) -> QuerySet[Any]:
+        # Only the browsable API asks, for its filter form; actions read through the selectors.
+        return Form.objects.none()
+
+    def get_throttles(self) -> list[Any]:
+        throttles = super().get_throttles()
+        if self.action in self.writes:
+            throttles.append(FormWriteThrottle())
+        return throttles
+
+    def valid(self, data: Any) -> dict[str, Any]:
+        serializer = self.get_serializer(data=data)
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
+
+
+def change_body(result: ChangeResult) -> dict[str, Any]:
+    """A builder change as REST answers it: the socket's ack, with the outcome beside it."""
+    return {
+        "data": result.data,
+        "revision": result.revision,
+        "outcome": result.outcome,
+        "duplicate": result.duplicate,
+    }
