@@ -58,3 +58,5 @@ bench: services install
 		$(PY) manage.py loadtest join --spawn 2 --size-kb 100 --joins 200
 	DATABASE_URL=$(BENCH_DATABASE_URL) REDIS_URL=$(BENCH_REDIS_URL) DJANGO_SECRET_KEY=bench DJANGO_HTTPS=0 \
 		$(PY) manage.py loadtest comments --spawn 2 --threads 20 --users 10 --rate 100 --duration 20
+	DATABASE_URL=$(BENCH_DATABASE_URL) REDIS_URL=$(BENCH_REDIS_URL) DJANGO_SECRET_KEY=bench DJANGO_HTTPS=0 \
+		$(PY) manage.py loadtest forms --spawn 2 --forms 10 --respondents 200 --dashboards 2 --rate 100

@@ -44,6 +44,7 @@ def loadtest_workers(
         "REALTIME_RATE_OP": "100000/min",  # what a smoke run of editors measures is not the limiter
         "REALTIME_RATE_COMMENT": "100000/min",  # nor a smoke run of commenters
         "REALTIME_RATE_REACTION": "100000/min",
+        "REALTIME_RATE_FORM_FILL": "100000/min",  # nor a smoke run of respondents
     }
     with daphne_workers(2, env, log_dir=tmp_path_factory.mktemp("loadtest-logs")) as workers:
         yield workers
@@ -201,4 +202,38 @@ def test_comments_reach_every_socket_once_in_order(transactional_db, loadtest_wo
     assert write["unit"] == "write" and write["units"] == 20
     assert {"workers", "redis", "postgres", "server_total"} <= set(write["us_per_unit"])
     assert "server_total" in results["server_us_per_delivery"]
+    assert result["server_log"]["traceback"] == 0, result["server_log"]["examples"]
+
+
+def test_forms_respondents_submit_what_they_sent_and_dashboards_see_it(
+    transactional_db, loadtest_workers
+):
+    result = loadtest(
+        loadtest_workers,
+        "forms",
+        *("--forms", "2", "--respondents", "6", "--dashboards", "2", "--rate", "20"),
+        *("--invalid-share", "0.5"),
+    )
+
+    results = result["results"]
+    assert result["scenario"] == "forms"
+    assert results["ok"] is True, results["problems"]
+    assert results["established"] == results["held_to_end"] == 6 + 2 * 2
+    assert results["updates_invalid_first"] > 0  # each answered with its error codes
+    assert results["updates_scheduled"] == 6 * 4 + results["updates_invalid_first"]
+    assert results["updates_sent"] == results["updates_acked"] == results["updates_scheduled"]
+    assert results["feedback_checked"] == results["updates_acked"]
+    assert results["feedback_wrong"] == 0
+    assert results["submits_sent"] == results["respondents_completed"] == 6
+    assert results["error_frames"] == {} and results["submit_refusals"] == []
+    assert results["lost"] == results["dashboard_updates_unshown"] == 0
+    assert results["dashboard_updates_max_in_1s"] <= 5  # coalesced to four a second
+    assert results["submissions_matching"] == 6
+    assert results["submitted_with_errors"] == 0
+    assert results["dashboards_analytics_matching"] == 4
+    for figure in ("update_ack_ms", "submit_ack_ms", "dashboard_delivery_ms"):
+        assert set(results[figure]) == {"p50", "p95", "p99", "max"}
+    fill = result["windows"]["fill"]
+    assert fill["unit"] == "update" and fill["units"] == results["updates_acked"]
+    assert "server_total" in results["server_us_per_update"]
     assert result["server_log"]["traceback"] == 0, result["server_log"]["examples"]

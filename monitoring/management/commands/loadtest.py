@@ -1,5 +1,5 @@
-"""``manage.py loadtest hold|fanout|ot-hot|ot-many|join|comments``: real WebSocket clients
-against real Daphne workers.
+"""``manage.py loadtest hold|fanout|ot-hot|ot-many|join|comments|forms``: real WebSocket
+clients against real Daphne workers.
 
     manage.py loadtest hold --connections 2000 --rooms 100 --hold 30 \\
         --url ws://127.0.0.1:8001 --url ws://127.0.0.1:8002 --pid 4100 --pid 4101
@@ -8,11 +8,13 @@ against real Daphne workers.
     manage.py loadtest ot-many --documents 100 --duration 20 --spawn 2
     manage.py loadtest join --size-kb 100 --joins 200 --spawn 2
     manage.py loadtest comments --threads 20 --users 10 --rate 100 --duration 20 --spawn 2
+    manage.py loadtest forms --forms 10 --respondents 200 --dashboards 2 --rate 100 --spawn 2
 
 With ``--spawn`` the workers get the current environment plus every ``--worker-env KEY=VALUE``;
-for ot-hot and ot-many ``REALTIME_RATE_OP``, and for comments ``REALTIME_RATE_COMMENT`` and
-``REALTIME_RATE_REACTION``, default to 100000/min there (unless set in the environment or by
-``--worker-env``), so that the per-user limiter is not what is measured.
+for ot-hot and ot-many ``REALTIME_RATE_OP``, for comments ``REALTIME_RATE_COMMENT`` and
+``REALTIME_RATE_REACTION``, and for forms ``REALTIME_RATE_FORM_FILL``, default to 100000/min
+there (unless set in the environment or by ``--worker-env``), so that the per-user limiter is
+not what is measured.
 
 Prints one JSON line of results on stdout (progress goes to stderr). The command shares the
 workers' database and Redis: it creates load users (``load-NNNNN``) and mints their tickets
@@ -33,6 +35,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from config.realtime.ratelimit import parse_rate
 from monitoring.loadtest.commentscenarios import CommentsOptions, run_comments
+from monitoring.loadtest.formscenarios import FormsOptions, run_forms
 from monitoring.loadtest.otscenarios import JoinOptions, OtOptions, run_join, run_ot
 from monitoring.loadtest.scenarios import (
     FanoutOptions,
@@ -44,7 +47,7 @@ from monitoring.loadtest.scenarios import (
 from monitoring.loadtest.workers import daphne_workers
 
 # Per user: a single editor is one load user; at the default 3000/min it could not pass 50 ops/s.
-# Small comments runs likewise put many writes on few users.
+# Small comments and forms runs likewise put many writes on few users.
 WORKER_RATE = "100000/min"
 # What --spawn workers get per scenario, unless the environment or --worker-env sets it: the
 # per-user limiter is not what is measured.
@@ -55,6 +58,7 @@ WORKER_RATES = {
         "REALTIME_RATE_COMMENT": WORKER_RATE,
         "REALTIME_RATE_REACTION": WORKER_RATE,
     },
+    "forms": {"REALTIME_RATE_FORM_FILL": WORKER_RATE},
 }
 
 
@@ -108,7 +112,22 @@ class Command(BaseCommand):
             "--settle", type=float, default=15.0, help="bound on the waits for acks and deliveries"
         )
         comments.add_argument("--seed", type=int, default=0)
-        for sub in (hold, fanout, hot, many, join, comments):
+        forms = scenarios.add_parser("forms", help="respondents filling forms, dashboards watching")
+        forms.add_argument("--forms", type=int, default=10)
+        forms.add_argument("--respondents", type=int, default=200, help="in total, one socket each")
+        forms.add_argument("--dashboards", type=int, default=2, help="per form (default 2)")
+        forms.add_argument("--rate", type=float, default=100.0, help="updates/s in, in total")
+        forms.add_argument(
+            "--invalid-share",
+            type=float,
+            default=0.3,
+            help="of the fields, a wrong first try that the next update puts right (default 0.3)",
+        )
+        forms.add_argument(
+            "--settle", type=float, default=15.0, help="bound on the waits for answers and boards"
+        )
+        forms.add_argument("--seed", type=int, default=0)
+        for sub in (hold, fanout, hot, many, join, comments, forms):
             self._add_target_arguments(sub)
 
     @staticmethod
@@ -198,6 +217,16 @@ class Command(BaseCommand):
             and 0 <= options["reaction_share"] <= 1
         ):
             raise CommandError("comments: give threads, users and rate > 0, reaction share 0..1.")
+        if options["scenario"] == "forms" and not (
+            options["forms"] > 0
+            and options["respondents"] > 0
+            and options["dashboards"] > 0
+            and options["rate"] > 0
+            and 0 <= options["invalid_share"] <= 1
+        ):
+            raise CommandError(
+                "forms: give forms, respondents, dashboards and rate > 0, invalid share 0..1."
+            )
         if options["scenario"] == "fanout":
             per_client = options["rate"] / (options["rooms"] * options["members"])
             limit = settings.REALTIME_RATES["presence.signal.send"]
@@ -250,6 +279,19 @@ class Command(BaseCommand):
                     rate=options["rate"],
                     duration=options["duration"],
                     reaction_share=options["reaction_share"],
+                    settle=options["settle"],
+                    seed=options["seed"],
+                ),
+            )
+        if scenario == "forms":
+            return run_forms(
+                target,
+                FormsOptions(
+                    forms=options["forms"],
+                    respondents=options["respondents"],
+                    dashboards=options["dashboards"],
+                    rate=options["rate"],
+                    invalid_share=options["invalid_share"],
                     settle=options["settle"],
                     seed=options["seed"],
                 ),
