@@ -46,7 +46,7 @@ from forms_live.selectors import (
     form_role,
     form_stats,
     form_to_fill,
-    submission_payload,
+    respondent_payload,
 )
 from presence.rooms import Room
 
@@ -244,7 +244,7 @@ class FormFillConsumer(FormConsumer):
         form = form_to_fill(form_id=self.form_id)
         return {
             "form": form_payload(form, fields_of(form.pk)),
-            "submission": submission_payload(submission),
+            "submission": respondent_payload(submission),
         }
 
     @command("forms.submission.update")

@@ -151,12 +151,12 @@ def conflict_payload(conflict: FieldConflict) -> dict[str, Any]:
     }
 
 
-def submission_payload(submission: Submission, *, form: Form | None = None) -> dict[str, Any]:
-    """As owners and the respondent see it; on an anonymous form nobody is named."""
+def submission_payload(submission: Submission) -> dict[str, Any]:
+    """As owners and editors see it; on an anonymous form nobody is named. The token, the
+    respondent's only key to it on an anonymous form, is in ``respondent_payload`` alone."""
     return {
         "id": submission.pk,
         "form_id": submission.form_id,
-        "token": submission.token,
         "respondent": user_ref(submission.respondent),
         "status": submission.status,
         "values": submission.values,
@@ -175,11 +175,18 @@ def submission_payload(submission: Submission, *, form: Form | None = None) -> d
     }
 
 
+def respondent_payload(submission: Submission) -> dict[str, Any]:
+    """As the respondent sees it: with the token that resumes it."""
+    return {**submission_payload(submission), "token": submission.token}
+
+
 # --- resume ------------------------------------------------------------------------------------
 
 
 def changes_between(*, form_id: int, after: int, upto: int | None = None) -> list[FormChange]:
-    changes = FormChange.objects.filter(form_id=form_id, revision__gt=after)
+    changes = FormChange.objects.filter(form_id=form_id, revision__gt=after).select_related(
+        "author"
+    )
     if upto is not None:
         changes = changes.filter(revision__lte=upto)
     return list(changes.order_by("revision"))

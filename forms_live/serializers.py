@@ -148,7 +148,6 @@ class SubmissionOutputSerializer(serializers.Serializer):
 
     id = serializers.IntegerField()
     form_id = serializers.IntegerField()
-    token = serializers.CharField()
     respondent = UserRefOutputSerializer(allow_null=True)
     status = serializers.CharField(help_text=f"One of: {SUBMISSION_STATUSES}.")
     values = serializers.JSONField(help_text="Field key -> value.")

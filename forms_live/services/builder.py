@@ -372,6 +372,10 @@ def form_change(
         return original
     value = checks.form_prop_value(prop, value)
     prop = str(prop)
+    if prop == "anonymous" and value != form.anonymous and form.submissions.exists():
+        # Off would lock anonymous respondents out of their answers; on would leave names on
+        # those already given.
+        raise AppError(ErrorCode.CONFLICT, "A form's anonymity is fixed once it has answers.")
     if getattr(form, prop) == value:
         data = {"prop": prop, "value": value, "outcome": "unchanged"}
         return ChangeResult(data, None, "unchanged")

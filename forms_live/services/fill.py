@@ -32,6 +32,7 @@ from forms_live.selectors import (
     fields_of,
     form_for_user,
     form_to_fill,
+    respondent_payload,
     submission_payload,
 )
 from forms_live.services.events import dashboard_group, respondent_group, submission_stream
@@ -65,6 +66,7 @@ def submission_start(
     """The respondent's submission to a published form: theirs if they have one (by account,
     or by ``token`` on an anonymous form), else a new one with its device read from the
     User-Agent. A token that is not theirs is NOT_FOUND."""
+    _signed_in(user)
     form = form_to_fill(form_id=form_id)
     if token is not None:
         if not isinstance(token, str):
@@ -101,6 +103,7 @@ def submission_start(
                 browser=device.browser.family[:64],
                 os=device.os.family[:64],
                 device_type=kind,
+                revision=1,  # its first state: clients keep what is above what they had
             )
     except IntegrityError:
         # The respondent's other tab started one at the same moment (one per respondent and
@@ -110,8 +113,15 @@ def submission_start(
     return submission
 
 
+def _signed_in(user: Any) -> None:
+    # Routes require it already; without it "no respondent" would match anonymous rows.
+    if not getattr(user, "is_authenticated", False):
+        raise AppError(ErrorCode.NOT_FOUND, "No such submission.")
+
+
 def _mine(user: Any, form_id: int, token: object) -> tuple[Form, Submission]:
-    """The form (locked) and the respondent's submission (locked), or NOT_FOUND."""
+    """The form and the respondent's submission (locked), or NOT_FOUND."""
+    _signed_in(user)
     form = form_to_fill(form_id=form_id)
     if not isinstance(token, str):
         raise AppError(ErrorCode.INVALID, "'token' must be your submission's token.")
@@ -155,7 +165,7 @@ def submission_update(
     submission.errors = {key: codes for key, codes in errors.items() if codes}
     submission.progress = progress(list(specs.values()), merged)
     submission.last_field = list(values)[-1]
-    return _save(submission, ["values", "errors", "progress", "last_field"])
+    return _save(submission, ["values", "errors", "progress", "last_field"], respondent=True)
 
 
 def submission_submit(*, user: Any, form_id: int, token: object) -> SubmissionResult:
@@ -172,7 +182,7 @@ def submission_submit(*, user: Any, form_id: int, token: object) -> SubmissionRe
 def _submit(user: Any, form_id: int, token: object) -> tuple[SubmissionResult, dict[str, Any]]:
     form, submission = _mine(user, form_id, token)
     if submission.status != SubmissionStatus.IN_PROGRESS:
-        payload = submission_payload(submission)
+        payload = respondent_payload(submission)
         return SubmissionResult(payload, submission.revision, duplicate=True), {}
     specs = [field_spec(field) for field in fields_of(form.pk)]
     keys = {spec.key for spec in specs}
@@ -182,9 +192,10 @@ def _submit(user: Any, form_id: int, token: object) -> tuple[SubmissionResult, d
     submission.errors = errors
     submission.progress = progress(specs, submission.values)
     if errors:
-        return _save(submission, ["values", "errors", "progress"]), errors
+        return _save(submission, ["values", "errors", "progress"], respondent=True), errors
     submission.status, submission.submitted_at = SubmissionStatus.SUBMITTED, timezone.now()
-    return _save(submission, ["values", "errors", "progress", "status", "submitted_at"]), {}
+    fields = ["values", "errors", "progress", "status", "submitted_at"]
+    return _save(submission, fields, respondent=True), {}
 
 
 @transaction.atomic
@@ -219,21 +230,28 @@ def submission_set_status(
     return _save(submission, fields)
 
 
-def _save(submission: Submission, fields: list[str]) -> SubmissionResult:
+def _save(
+    submission: Submission, fields: list[str], *, respondent: bool = False
+) -> SubmissionResult:
+    """Store, announce after commit, and answer as the caller may see it (the respondent with
+    the token, builders without)."""
     submission.revision += 1
     submission.save(update_fields=[*fields, "revision", "updated_at"])
     _announce(submission)
-    return SubmissionResult(submission_payload(submission), submission.revision)
+    payload = respondent_payload(submission) if respondent else submission_payload(submission)
+    return SubmissionResult(payload, submission.revision)
 
 
 def _announce(submission: Submission) -> None:
-    data = {"submission": submission_payload(submission)}
     stream = submission_stream(submission.pk)
-    for group in (respondent_group(submission.token), dashboard_group(submission.form_id)):
+    for group, data in (
+        (respondent_group(submission.token), respondent_payload(submission)),
+        (dashboard_group(submission.form_id), submission_payload(submission)),
+    ):
         broadcast_on_commit(
             group,
             "forms.submission.changed",
-            data,
+            {"submission": data},
             stream=stream,
             seq=submission.revision,
             dedupe=True,

@@ -37,7 +37,6 @@ from forms_live.views.base import FORM_ID, SUBMISSION_ID, FormsViewSet
 EXPORT_CHUNK = 500  # submissions read per query while the CSV streams
 EXPORT_COLUMNS = (
     "id",
-    "token",
     "respondent",
     "status",
     "started_at",
@@ -174,7 +173,6 @@ def _row(submission: Submission, keys: list[str]) -> list[Any]:
     respondent = submission.respondent  # never stored on an anonymous form
     fixed = [
         submission.pk,
-        submission.token,
         "" if respondent is None else respondent.get_username(),
         submission.status,
         submission.started_at.isoformat(),
