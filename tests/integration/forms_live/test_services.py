@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import get_channel_layer
+from django.contrib.auth.models import AnonymousUser
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -1030,6 +1031,24 @@ def test_a_form_change_to_the_same_value_is_unchanged(form, owner):
     assert now_at(form) == 0
 
 
+@pytest.mark.parametrize("anonymous", [False, True])
+def test_anonymity_is_fixed_once_the_form_has_answers(owner, respondent, anonymous):
+    form = published(owner, anonymous=anonymous)
+    start(form, respondent)
+    before = now_at(form)
+
+    error = error_of(lambda: set_form(form, owner, "anonymous", not anonymous))
+    same = set_form(form, owner, "anonymous", anonymous)
+
+    assert error.code is ErrorCode.CONFLICT
+    assert (same.outcome, same.revision) == ("unchanged", None)
+    assert Form.objects.get(pk=form.pk).anonymous is anonymous
+    assert now_at(form) == before
+    Submission.objects.filter(form=form).delete()
+    assert set_form(form, owner, "anonymous", not anonymous).outcome == "applied"
+    assert Form.objects.get(pk=form.pk).anonymous is (not anonymous)
+
+
 @pytest.mark.parametrize(
     ("prop", "value"),
     [("title", ""), ("status", "open"), ("conflict_policy", "any"), ("anonymous", 1),
@@ -1144,7 +1163,8 @@ def test_a_respondent_has_one_submission_per_form(owner, respondent):
     by_token = start(form, respondent, token=first.token)
 
     assert first.pk == again.pk == by_token.pk
-    assert (first.respondent, first.revision, first.values) == (respondent, 0, {})
+    # Revision 1 is its first state.
+    assert (first.respondent, first.revision, first.values) == (respondent, 1, {})
     assert len(first.token) == 32
     assert Submission.objects.count() == 1
     assert again.device_type == "mobile"  # the first device is kept
@@ -1173,6 +1193,19 @@ def test_another_users_token_is_not_found(owner, respondent, stranger):
     assert error_code(lambda: start(other, respondent, token=mine.token)) is ErrorCode.NOT_FOUND
     assert error_code(lambda: fill(form, stranger, mine, {"name": "x"})) is ErrorCode.NOT_FOUND
     assert error_code(lambda: send(form, stranger, mine)) is ErrorCode.NOT_FOUND
+
+
+@pytest.mark.parametrize("anonymous_form", [False, True])
+def test_a_user_who_is_not_signed_in_fills_nothing(owner, respondent, anonymous_form):
+    form = published(owner, anonymous=anonymous_form)
+    mine = start(form, respondent)
+    nobody = AnonymousUser()
+
+    assert error_code(lambda: start(form, nobody)) is ErrorCode.NOT_FOUND
+    assert error_code(lambda: start(form, nobody, token=mine.token)) is ErrorCode.NOT_FOUND
+    assert error_code(lambda: fill(form, nobody, mine, {"name": "x"})) is ErrorCode.NOT_FOUND
+    assert error_code(lambda: send(form, nobody, mine)) is ErrorCode.NOT_FOUND
+    assert Submission.objects.get().values == {}
 
 
 def test_an_anonymous_form_stores_no_respondent_and_finds_it_by_token(owner, respondent):
@@ -1229,12 +1262,12 @@ def test_an_update_stores_values_with_their_errors_and_progress(owner, responden
     second = fill(form, respondent, submission, {"email": "rita@example.com", "age": 12})
 
     assert (first.revision, first.data["progress"], first.data["errors"]) == (
-        1,
+        2,
         50,
         {"email": ["email"]},
     )
     assert first.data["last_field"] == "email"
-    assert second.revision == 2
+    assert second.revision == 3
     assert second.data["values"] == {"name": "Rita", "email": "rita@example.com", "age": 12}
     assert (second.data["errors"], second.data["progress"]) == ({"age": ["min"]}, 100)
     assert second.data["last_field"] == "age"
@@ -1242,7 +1275,7 @@ def test_an_update_stores_values_with_their_errors_and_progress(owner, responden
     assert (stored.errors, stored.progress, stored.revision, stored.status) == (
         {"age": ["min"]},
         100,
-        2,
+        3,
         "in_progress",
     )
 
@@ -1297,8 +1330,8 @@ def test_updates_from_several_tabs_at_once_each_take_the_next_revision():
 
     written = [revision for revisions_ in concurrently(4, type_) for revision in revisions_]
 
-    assert sorted(written) == list(range(1, 21))
-    assert Submission.objects.get(pk=submission.pk).revision == 20
+    assert sorted(written) == list(range(2, 22))  # above the first state, revision 1
+    assert Submission.objects.get(pk=submission.pk).revision == 21
 
 
 # --- submission_submit -------------------------------------------------------------------------
@@ -1316,7 +1349,7 @@ def test_invalid_values_are_refused_with_each_fields_errors_which_are_kept(owner
     stored = Submission.objects.get(pk=submission.pk)
     assert stored.status == "in_progress" and stored.submitted_at is None
     assert stored.errors == error.details["errors"]
-    assert stored.revision == 2
+    assert stored.revision == 3
 
 
 def test_all_valid_values_are_submitted_once(owner, respondent):
@@ -1327,9 +1360,9 @@ def test_all_valid_values_are_submitted_once(owner, respondent):
     result = send(form, respondent, submission)
     again = send(form, respondent, submission)
 
-    assert (result.data["status"], result.revision, result.duplicate) == ("submitted", 2, False)
+    assert (result.data["status"], result.revision, result.duplicate) == ("submitted", 3, False)
     assert result.data["submitted_at"] is not None
-    assert (again.duplicate, again.revision, again.data["status"]) == (True, 2, "submitted")
+    assert (again.duplicate, again.revision, again.data["status"]) == (True, 3, "submitted")
     stored = Submission.objects.get(pk=submission.pk)
     assert (stored.status, stored.progress, stored.errors) == ("submitted", 100, {})
     later = lambda: fill(form, respondent, submission, {"age": 30})  # noqa: E731
@@ -1399,8 +1432,9 @@ def test_owners_and_editors_move_a_submission_on(sent, owner):
     processing = move_on(form, editor, submission, "processing")
     completed = move_on(form, owner, submission, "completed")
 
-    assert (processing.data["status"], processing.revision) == ("processing", 3)
-    assert (completed.data["status"], completed.revision) == ("completed", 4)
+    assert (processing.data["status"], processing.revision) == ("processing", 4)
+    assert (completed.data["status"], completed.revision) == ("completed", 5)
+    assert "token" not in processing.data and "token" not in completed.data  # builders' view
     stored = Submission.objects.get(pk=submission.pk)
     assert stored.status == "completed" and stored.completed_at is not None
     assert move_on(form, owner, submission, "completed").duplicate
@@ -1474,14 +1508,17 @@ def test_submission_changes_reach_the_dashboard_and_the_respondent_after_commit(
     for group in groups:
         frames = heard[group]
         assert {f["type"] for f in frames} == {"forms.submission.changed"}
-        assert [(f["stream"], f["seq"]) for f in frames] == [(stream, n) for n in (1, 2, 3, 4, 5)]
-        assert [f["data"]["submission"]["revision"] for f in frames] == [1, 2, 3, 4, 5]
+        assert [(f["stream"], f["seq"]) for f in frames] == [(stream, n) for n in (2, 3, 4, 5, 6)]
+        assert [f["data"]["submission"]["revision"] for f in frames] == [2, 3, 4, 5, 6]
         assert frames[1]["data"]["submission"]["errors"] == error.details["errors"]
         assert [f["data"]["submission"]["status"] for f in frames][-2:] == [
             "submitted",
             "completed",
         ]
-        assert frames[0]["_message"]["dedupe"] == [stream, 1]
+        assert frames[0]["_message"]["dedupe"] == [stream, 2]
+    # The token (an anonymous respondent's only key) goes to the respondent alone.
+    assert all("token" not in f["data"]["submission"] for f in heard[groups[0]])
+    assert {f["data"]["submission"]["token"] for f in heard[groups[1]]} == {submission.token}
 
 
 @pytest.mark.django_db(transaction=True)
@@ -1493,8 +1530,10 @@ def test_a_new_submission_is_announced_to_the_dashboard():
     submission, heard = listen([dashboard_group(form.pk)], lambda ear: start(form, respondent))
 
     (frame,) = heard[dashboard_group(form.pk)]
-    assert frame["stream"] == submission_stream(submission.pk)
+    assert (frame["stream"], frame["seq"]) == (submission_stream(submission.pk), 1)
     assert frame["data"]["submission"]["id"] == submission.pk
+    assert frame["data"]["submission"]["revision"] == 1
+    assert "token" not in frame["data"]["submission"]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -1513,7 +1552,7 @@ def test_a_rolled_back_update_is_never_broadcast():
 
     assert isinstance(outcome, Boom)
     assert all(frames == [] for frames in heard.values())
-    assert Submission.objects.get(pk=submission.pk).revision == 0
+    assert Submission.objects.get(pk=submission.pk).revision == 1
 
 
 # --- form_stats --------------------------------------------------------------------------------

@@ -397,6 +397,8 @@ def test_an_editor_renames_a_form_and_the_answer_is_the_change(cast):
     ("prop", "value"), [("status", "closed"), ("conflict_policy", "lww"), ("anonymous", True)]
 )
 def test_only_the_owner_publishes_closes_and_sets_the_policy(cast, prop, value):
+    if prop == "anonymous":
+        Submission.objects.filter(form=cast.form).delete()  # fixed once answered (below)
     refused = change_form(cast.client("editor"), cast, prop, value, key="e")
     viewer = change_form(cast.client("viewer"), cast, "title", "Mine", key="v")
     done = change_form(cast.client("owner"), cast, prop, value, key="o")
@@ -405,6 +407,22 @@ def test_only_the_owner_publishes_closes_and_sets_the_policy(cast, prop, value):
     error_of(viewer, 403, "forbidden")
     assert done.status_code == 200 and done.json()["outcome"] == "applied"
     assert getattr(Form.objects.get(pk=cast.form.pk), prop) == value
+
+
+def test_anonymity_is_fixed_once_a_form_has_answers(cast):
+    client = cast.client("owner")
+    before = state(cast)
+
+    refused = change_form(client, cast, "anonymous", True, key="a-1")
+    same = change_form(client, cast, "anonymous", False, key="a-2")
+
+    error_of(refused, 409, "conflict")
+    assert same.status_code == 200 and same.json()["outcome"] == "unchanged"
+    assert state(cast) == before
+    Submission.objects.filter(form=cast.form).delete()
+    done = change_form(client, cast, "anonymous", True, key="a-3")
+    assert done.status_code == 200 and done.json()["outcome"] == "applied"
+    assert Form.objects.get(pk=cast.form.pk).anonymous is True
 
 
 def test_a_form_change_sent_again_answers_the_original(cast):
@@ -861,6 +879,8 @@ def test_builders_list_and_read_submissions(cast, role):
     assert one["respondent"] == {"id": cast.respondent.pk, "username": cast.respondent.username}
     assert one["values"] == {"email": "ann@example.com", "name": "Ann"}
     assert one["device"]["browser"] == "Firefox"
+    # The token is the respondent's alone: builders never see it.
+    assert all("token" not in row for row in [*listed["results"], *sent["results"], one])
 
 
 def test_submissions_list_in_a_fixed_number_of_queries(cast, django_assert_max_num_queries):
@@ -883,6 +903,7 @@ def test_an_anonymous_forms_submissions_name_nobody(db):
     rows = client_for(owner).get(f"{API}forms/{form.pk}/submissions/").json()["results"]
 
     assert [row["respondent"] for row in rows] == [None]
+    assert ["token" in row for row in rows] == [False]  # the respondent's only key stays theirs
 
 
 def test_a_submission_of_another_form_is_404(cast):
@@ -907,6 +928,8 @@ def test_builders_move_a_submission_on(cast):
     assert again.json()["duplicate"] is True
     assert again.json()["revision"] == processing.json()["revision"]
     assert completed.json()["submission"]["completed_at"] is not None
+    assert "token" not in processing.json()["submission"]
+    assert "token" not in completed.json()["submission"]
     error_of(back, 409, "conflict")
 
 
@@ -984,7 +1007,7 @@ def exported_form() -> tuple[Any, Form, list[Submission]]:
     return owner, form, [Submission.objects.get(pk=s.pk) for s in sent]
 
 
-HEADER = ["id", "token", "respondent", "status", "started_at", "submitted_at", "completed_at"]
+HEADER = ["id", "respondent", "status", "started_at", "submitted_at", "completed_at"]
 HEADER += ["progress", "browser", "os", "device_type"]
 
 
@@ -1000,9 +1023,11 @@ async def test_the_export_is_one_csv_row_per_submission_with_formulas_defused():
     header, *body = rows
     assert header == [*HEADER, "name", "colours", "age", "agree"]
     assert [int(row[0]) for row in body] == [s.pk for s in sent]  # oldest first
-    by_name = {row[2]: dict(zip(header, row, strict=True)) for row in body}
+    by_name = {row[1]: dict(zip(header, row, strict=True)) for row in body}
     ann = by_name["ann"]
-    assert (ann["token"], ann["status"], ann["progress"]) == (sent[0].token, "completed", "100")
+    assert (ann["status"], ann["progress"]) == ("completed", "100")
+    tokens = {s.token for s in sent}
+    assert not any(token in cell for row in body for cell in row for token in tokens)
     assert (ann["name"], ann["colours"], ann["age"], ann["agree"]) == (
         "Ann",
         "red; blue",
@@ -1053,7 +1078,7 @@ async def test_the_export_streams_every_page_and_only_the_current_fields(monkeyp
     assert response.status_code == 200
     assert rows[0] == [*HEADER, "name"]
     assert [int(row[0]) for row in rows[1:]] == ids
-    assert [row[2] for row in rows[1:]] == [""] * 5  # anonymous: nobody is named
+    assert [row[1] for row in rows[1:]] == [""] * 5  # anonymous: nobody is named
     assert [row[-1] for row in rows[1:]] == [f"N{n}" for n in range(5)]
 
 
