@@ -33,12 +33,12 @@ class FieldKeyConverter:
 
 register_converter(FieldKeyConverter, "fieldkey")
 
-FORM = "forms/<bigid:form_id>/"
+FORM = "<bigid:form_id>/"
 FIELD = f"{FORM}fields/<fieldkey:key>/"
 SUBMISSION = f"{FORM}submissions/<bigid:submission_id>/"
 
 urlpatterns = [
-    path("forms/", FormViewSet.as_view({"get": "list", "post": "create"}), name="forms-forms"),
+    path("", FormViewSet.as_view({"get": "list", "post": "create"}), name="forms-forms"),
     path(
         FORM,
         FormViewSet.as_view({"get": "retrieve", "patch": "partial_update", "delete": "destroy"}),
