@@ -22,7 +22,7 @@ from forms_live.permissions import can_build, can_manage
 from forms_live.selectors import conflict_payload, field_payload, fields_of, form_for_user, user_ref
 from forms_live.services import checks
 from forms_live.services.events import ChangeResult, _append, _original
-from forms_live.validation import check_definition
+from forms_live.validation import CHOICE_TYPES, RULES, check_definition
 
 ADDED, REMOVED, MOVED = "forms.field.added", "forms.field.removed", "forms.field.moved"
 CHANGED, FORM_CHANGED = "forms.field.changed", "forms.form.changed"
@@ -227,19 +227,32 @@ def _set(
     # A merge of two valid values can be invalid (two labels of 150 characters merge into 300).
     value = checks.prop_value(prop, value)
     setattr(field, prop, value)
+    changed = [prop] if prop != "type" else _retype(field)
     _check_definition(field.type, field.rules, field.options)
-    field.changed_at = {**field.changed_at, prop: form.revision + 1}
-    field.save(update_fields=[prop, "changed_at"])
+    field.changed_at = {**field.changed_at, **{p: form.revision + 1 for p in changed}}
+    field.save(update_fields=[*changed, "changed_at"])
     data = {
         "key": field.key,
         "prop": prop,
         "value": value,
         "outcome": outcome,
         "by": user_ref(user),
+        "field": field_payload(field),  # the whole field: a type change also moves others
         **(extra or {}),
     }
     revision = _append(form, user, event_type, data, key=msg_id, base=base, field=field.key)
     return ChangeResult(data, revision, outcome)
+
+
+def _retype(field: FormField) -> list[str]:
+    """A new type keeps the rules it understands and gets options only if it is a choice
+    (a first one when it had none, as a form editor offers "Option 1"): the properties set."""
+    field.rules = {name: v for name, v in field.rules.items() if name in RULES[field.type]}
+    if field.type in CHOICE_TYPES:
+        field.options = field.options or ["Option 1"]
+    else:
+        field.options = []
+    return ["type", "rules", "options"]
 
 
 def _value_at(form: Form, field: FormField, prop: str, base: int) -> Any:

@@ -31,7 +31,7 @@ from forms_live.models import (
     Role,
     Submission,
 )
-from forms_live.selectors import changes_between, form_stats
+from forms_live.selectors import changes_between, field_payload, form_stats
 from forms_live.services import (
     conflict_resolve,
     dashboard_group,
@@ -705,6 +705,7 @@ def test_a_change_sets_the_property_and_records_when(form, owner):
         "value": "Your name",
         "outcome": "applied",
         "by": {"id": owner.pk, "username": "Olive"},
+        "field": field_payload(the_field(form, "name")),
     }
     field = the_field(form, "name")
     assert field.label == "Your name"
@@ -909,7 +910,7 @@ def test_a_change_from_before_the_field_was_re_added_is_a_conflict(owner):
 @pytest.mark.parametrize(
     ("prop", "value"),
     [("label", ""), ("label", 3), ("required", "yes"), ("options", "red"), ("colour", "red"),
-     ("type", "datetime"), ("rules", {"colour": 1}), ("type", "single_choice")],
+     ("type", "datetime"), ("rules", {"colour": 1})],
 )  # fmt: skip
 def test_a_bad_change_is_invalid(form, owner, prop, value):
     add(form, owner, "name")
@@ -1606,3 +1607,41 @@ def test_form_stats_of_a_form_nobody_filled(owner):
 
     assert (summary["views"], summary["starts"], summary["median_seconds"]) == (0, 0, None)
     assert form_stats(form_id=10**9, now=0.0).summary()["views"] == 0
+
+
+def test_a_field_changes_between_choice_and_text_types_in_one_change(owner):
+    from forms_live.services import field_add, field_change, form_create
+
+    form = form_create(owner=owner, title="Retype")
+    field_add(
+        user=owner,
+        form_id=form.pk,
+        base_revision=0,
+        client_msg_id="a",
+        key="plan",
+        type="text",
+        label="Plan",
+        rules={"max_length": 20},
+    )
+    to_choice = field_change(
+        user=owner,
+        form_id=form.pk,
+        base_revision=1,
+        client_msg_id="b",
+        key="plan",
+        prop="type",
+        value="single_choice",
+    )
+    to_number = field_change(
+        user=owner,
+        form_id=form.pk,
+        base_revision=2,
+        client_msg_id="c",
+        key="plan",
+        prop="type",
+        value="number",
+    )
+
+    assert to_choice.data["field"]["options"] == ["Option 1"]
+    assert to_choice.data["field"]["rules"] == {}
+    assert (to_number.data["field"]["type"], to_number.data["field"]["options"]) == ("number", [])

@@ -640,7 +640,6 @@ def test_changing_a_field_answers_the_outcome(cast):
     [
         ("email", {"prop": "colour", "value": "red"}, 400, "invalid"),
         ("email", {"prop": "required", "value": "yes"}, 400, "invalid"),
-        ("email", {"prop": "type", "value": "single_choice"}, 400, "invalid"),
         ("email", {"prop": "label", "value": ""}, 400, "invalid"),
         ("email", {"prop": "label"}, 400, "invalid"),
         ("phone", {"prop": "label", "value": "Phone"}, 404, "not_found"),
