@@ -7,11 +7,9 @@ the caller is not a member of answers 404, as one that does not exist; a role to
 
 from __future__ import annotations
 
-from typing import Any
-
-from django.db.models import F, QuerySet
+from django.db.models import F
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import serializers, status, viewsets
+from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -48,6 +46,7 @@ from collab.services import (
     version_create,
     version_restore,
 )
+from config.rest import ServiceViewSet
 
 # The URLs' converter admits 0 to 2**63 - 1; without these the schema would call them strings.
 DOCUMENT_ID = OpenApiParameter("document_id", int, OpenApiParameter.PATH)
@@ -60,25 +59,8 @@ def _with_role(document: Document, role: str) -> Document:
     return document
 
 
-class CollabViewSet(viewsets.GenericViewSet):
-    """Input serializers by action: actions validate with them, and the browsable API draws its
-    forms from them (it asks every view for ``get_serializer``)."""
-
-    inputs: dict[str, type[serializers.Serializer]] = {}
-
-    def get_serializer_class(self) -> type[serializers.Serializer]:
-        return self.inputs.get(self.action, serializers.Serializer)
-
-    def get_queryset(self) -> QuerySet[Document]:
-        # Only the browsable API asks, for its filter form; actions read through the selectors.
-        return Document.objects.none()
-
-    def valid(self, data: Any, **context: Any) -> dict[str, Any]:
-        serializer = self.get_serializer(
-            data=data, context={**self.get_serializer_context(), **context}
-        )
-        serializer.is_valid(raise_exception=True)
-        return serializer.validated_data
+class CollabViewSet(ServiceViewSet):
+    """Document routes: every action takes the document through ``document_for_user``."""
 
 
 class DocumentViewSet(CollabViewSet):

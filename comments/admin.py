@@ -23,7 +23,7 @@ from comments.models import (
     ThreadEvent,
 )
 from comments.services import comment_moderate, thread_delete
-from config.admin import ReadOnlyAdminMixin
+from config.admin import ReadOnlyAdminMixin, ViewOnlyInline
 from config.errors import AppError, ErrorCode
 
 EXCERPT = 80
@@ -65,20 +65,6 @@ class DeletedFilter(SetFilter):
 class ReadFilter(SetFilter):
     title = parameter_name = "read"
     field = "read_at"
-
-
-class ViewOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
 
 
 # --- threads -------------------------------------------------------------------------------------

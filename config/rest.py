@@ -10,10 +10,11 @@ path("things/<bigid:thing_id>/", ...)     # 0 to MAX_ID; a larger number is no r
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, ClassVar
 
 from django.urls import register_converter
-from rest_framework import serializers
+from rest_framework import serializers, viewsets
+from rest_framework.throttling import BaseThrottle
 
 MAX_ID = 2**63 - 1  # PostgreSQL bigint: larger ids exist nowhere and would fail in SQL
 _DIGITS = re.compile(r"[0-9]{1,19}")
@@ -66,3 +67,39 @@ class IdConverter:
 
 
 register_converter(IdConverter, "bigid")
+
+
+class ServiceViewSet(viewsets.GenericViewSet):
+    """The base of every app's viewsets: actions validate input with a serializer per action
+    and call services and selectors; nothing reads a queryset of its own.
+
+        class ThreadViewSet(ServiceViewSet):
+            inputs = {"create": ThreadInputSerializer}
+            writes = frozenset({"create"})          # counted by write_throttle as well
+            write_throttle = CommentWriteThrottle
+    """
+
+    inputs: ClassVar[dict[str, type[serializers.Serializer]]] = {}
+    writes: ClassVar[frozenset[str]] = frozenset()
+    write_throttle: ClassVar[type[BaseThrottle] | None] = None
+
+    def get_serializer_class(self) -> type[serializers.Serializer]:
+        # The browsable API draws its forms from these too (it asks every view).
+        return self.inputs.get(self.action, serializers.Serializer)
+
+    def get_queryset(self) -> list[Any]:  # type: ignore[override]
+        # Only the browsable API asks, for its filter form; actions read through selectors.
+        return []
+
+    def get_throttles(self) -> list[Any]:
+        throttles = super().get_throttles()
+        if self.write_throttle is not None and self.action in self.writes:
+            throttles.append(self.write_throttle())
+        return throttles
+
+    def valid(self, data: Any, **context: Any) -> dict[str, Any]:
+        serializer = self.get_serializer(
+            data=data, context={**self.get_serializer_context(), **context}
+        )
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data

@@ -16,7 +16,7 @@ from django.contrib import admin, messages
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 
-from config.admin import ReadOnlyAdminMixin
+from config.admin import ReadOnlyAdminMixin, ViewOnlyInline
 from config.errors import AppError, ErrorCode
 from forms_live.models import (
     FieldConflict,
@@ -29,21 +29,6 @@ from forms_live.models import (
     SubmissionStatus,
 )
 from forms_live.services import submission_set_status
-
-
-class ViewOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
 
 # --- forms ---------------------------------------------------------------------------------------
 

@@ -13,15 +13,15 @@ from typing import Any
 from django.conf import settings
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter
-from rest_framework import serializers, viewsets
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
-from comments.models import Comment, Thread
+from comments.models import Comment
 from comments.selectors import may_see_thread, unread_count
 from config.api import SharedRateThrottle
 from config.errors import AppError, ErrorCode
+from config.rest import ServiceViewSet
 
 # The URLs' converter admits 0 to 2**63 - 1; without these the schema would call them strings.
 THREAD_ID = OpenApiParameter("thread_id", int, OpenApiParameter.PATH)
@@ -65,30 +65,10 @@ class NotificationPagination(LimitOffsetPagination):
         return paginated
 
 
-class CommentsViewSet(viewsets.GenericViewSet):
-    """Input serializers by action (the browsable API draws its forms from them), and the
-    write throttle for the actions in ``writes``."""
+class CommentsViewSet(ServiceViewSet):
+    """Comments routes: writes also count against the shared ``comments_write`` rate."""
 
-    inputs: dict[str, type[serializers.Serializer]] = {}
-    writes: frozenset[str] = frozenset()
-
-    def get_serializer_class(self) -> type[serializers.Serializer]:
-        return self.inputs.get(self.action, serializers.Serializer)
-
-    def get_queryset(self) -> QuerySet[Any]:
-        # Only the browsable API asks, for its filter form; actions read through the selectors.
-        return Thread.objects.none()
-
-    def get_throttles(self) -> list[Any]:
-        throttles = super().get_throttles()
-        if self.action in self.writes:
-            throttles.append(CommentWriteThrottle())
-        return throttles
-
-    def valid(self, data: Any) -> dict[str, Any]:
-        serializer = self.get_serializer(data=data)
-        serializer.is_valid(raise_exception=True)
-        return serializer.validated_data
+    write_throttle = CommentWriteThrottle
 
 
 def _visible_comment(user: Any, comment_id: int, comments: QuerySet[Comment]) -> Comment:

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter
-from rest_framework import serializers, viewsets
 
 from config.api import SharedRateThrottle
-from forms_live.models import Form
+from config.rest import ServiceViewSet
 from forms_live.services import ChangeResult
 
 # The URLs' converters admit 0 to 2**63 - 1 and field keys; without these the schema would call
@@ -33,30 +31,10 @@ class FormWriteThrottle(SharedRateThrottle):
     scope = "forms_write"
 
 
-class FormsViewSet(viewsets.GenericViewSet):
-    """Input serializers by action (the browsable API draws its forms from them), and the
-    write throttle for the actions in ``writes``."""
+class FormsViewSet(ServiceViewSet):
+    """Forms routes: writes also count against the shared ``forms_write`` rate."""
 
-    inputs: dict[str, type[serializers.Serializer]] = {}
-    writes: frozenset[str] = frozenset()
-
-    def get_serializer_class(self) -> type[serializers.Serializer]:
-        return self.inputs.get(self.action, serializers.Serializer)
-
-    def get_queryset(self) -> QuerySet[Any]:
-        # Only the browsable API asks, for its filter form; actions read through the selectors.
-        return Form.objects.none()
-
-    def get_throttles(self) -> list[Any]:
-        throttles = super().get_throttles()
-        if self.action in self.writes:
-            throttles.append(FormWriteThrottle())
-        return throttles
-
-    def valid(self, data: Any) -> dict[str, Any]:
-        serializer = self.get_serializer(data=data)
-        serializer.is_valid(raise_exception=True)
-        return serializer.validated_data
+    write_throttle = FormWriteThrottle
 
 
 def change_body(result: ChangeResult) -> dict[str, Any]:
