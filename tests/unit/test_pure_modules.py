@@ -21,6 +21,7 @@ PURE_MODULES = {
     "forms_live.merge": "forms_live/merge.py",
     "forms_live.analytics": "forms_live/analytics.py",
     "forms_live.validation": "forms_live/validation.py",
+    "monitoring.alerts": "monitoring/alerts.py",
     "presence.rooms": "presence/rooms.py",
     "presence.state": "presence/state.py",
 }
