@@ -277,6 +277,8 @@ PRESENCE_ROOM_CAPS = env_caps("PRESENCE_ROOM_CAPS")
 PRESENCE_MAX_WATCHED = env_int("PRESENCE_MAX_WATCHED", 200)
 # Built for every WebSocket connection of every app: it makes the connection count in presence.
 REALTIME_PRESENCE_TRACKER = "presence.tracking.ConnectionPresence"
+# Called (without waiting) on refused handshakes and rate-limit hits to record a system event.
+REALTIME_EVENT_RECORDER = "monitoring.events.socket_event"
 
 # --- Collab (DESIGN section 6) ----------------------------------------------------------------
 # A DocumentVersion snapshot every this many ops: content at an old version replays from it.
@@ -307,6 +309,47 @@ COMMENTS_ATTACHMENT_TYPES = env_list(
 # Targets a notifications socket may follow for new and resolved threads at once.
 COMMENTS_MAX_WATCHED_TARGETS = env_int("COMMENTS_MAX_WATCHED_TARGETS", 50)
 MEDIA_ROOT = Path(os.environ.get("DJANGO_MEDIA_ROOT", BASE_DIR / "media"))
+
+# --- Monitoring: system events and security alerts ---------------------------------------------
+# `manage.py prune_events` deletes events older than this.
+MONITORING_EVENT_RETENTION_DAYS = env_int("MONITORING_EVENT_RETENTION_DAYS", 90)
+# Only behind a proxy that sets X-Forwarded-For (its last entry is the address the proxy saw);
+# otherwise any client could name any address.
+MONITORING_TRUST_X_FORWARDED_FOR = env_bool("MONITORING_TRUST_X_FORWARDED_FOR", False)
+# Socket events with one dedupe key (a user hitting one rate limit) recorded once per this.
+MONITORING_EVENT_DEDUPE_SECONDS = env_int("MONITORING_EVENT_DEDUPE_SECONDS", 60)
+# Background recordings a worker keeps in flight; beyond it, socket events are dropped (logged).
+MONITORING_MAX_PENDING_EVENTS = env_int("MONITORING_MAX_PENDING_EVENTS", 100)
+# A rule fires a security_alert when `threshold` events of `kind` share a key ("user" or "ip")
+# within `window_seconds`, then stays quiet for that key for one window (monitoring/alerts.py).
+MONITORING_ALERT_RULES = [
+    {
+        "name": "failed_logins_per_user",
+        "kind": "login_failed",
+        "key": "user",
+        "threshold": env_int("MONITORING_ALERT_FAILED_LOGINS_PER_USER", 5),
+        "window_seconds": 300,
+        "severity": "critical",
+    },
+    {
+        # Higher than per user: one address may be a whole office behind NAT, and a burst on
+        # one account from one address is one incident, reported once by the rule above.
+        "name": "failed_logins_per_ip",
+        "kind": "login_failed",
+        "key": "ip",
+        "threshold": env_int("MONITORING_ALERT_FAILED_LOGINS_PER_IP", 10),
+        "window_seconds": 300,
+        "severity": "warning",
+    },
+    {
+        "name": "denied_handshakes_per_ip",
+        "kind": "ws_denied",
+        "key": "ip",
+        "threshold": env_int("MONITORING_ALERT_DENIED_HANDSHAKES_PER_IP", 20),
+        "window_seconds": 60,
+        "severity": "warning",
+    },
+]
 
 # --- REST ----------------------------------------------------------------------------------------
 REST_FRAMEWORK = {

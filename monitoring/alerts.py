@@ -66,8 +66,16 @@ def firings(rule: Rule, timestamps: Sequence[float]) -> list[float]:
 
 def parse_rules(configs: Iterable[Mapping[str, Any]]) -> tuple[Rule, ...]:
     """Rules from settings; raises ValueError (naming the rule) on a bad one."""
-    rules = tuple(
-        Rule(
+    rules = tuple(_rule(config) for config in configs)
+    names = [rule.name for rule in rules]
+    if len(set(names)) != len(names):
+        raise ValueError("alert rule names must be unique")
+    return rules
+
+
+def _rule(config: Mapping[str, Any]) -> Rule:
+    try:
+        return Rule(
             name=str(config["name"]),
             kind=str(config["kind"]),
             key=str(config["key"]),
@@ -75,9 +83,5 @@ def parse_rules(configs: Iterable[Mapping[str, Any]]) -> tuple[Rule, ...]:
             window_seconds=float(config["window_seconds"]),
             severity=str(config.get("severity", "warning")),
         )
-        for config in configs
-    )
-    names = [rule.name for rule in rules]
-    if len(set(names)) != len(names):
-        raise ValueError("alert rule names must be unique")
-    return rules
+    except (KeyError, TypeError) as error:
+        raise ValueError(f"rule {config.get('name')!r}: missing or bad {error}") from None

@@ -71,6 +71,19 @@ def _presence_tracker() -> Callable[[Any, str], PresenceTracker]:
     return import_string(settings.REALTIME_PRESENCE_TRACKER)
 
 
+@cache
+def _event_recorder() -> Callable[..., None]:
+    return import_string(settings.REALTIME_EVENT_RECORDER)  # monitoring.events.socket_event
+
+
+def _record_event(scope: dict[str, Any], kind: str, details: dict[str, Any], **kw: Any) -> None:
+    # Only on refusal paths, and without waiting: recording must never slow or break a socket.
+    try:
+        _event_recorder()(scope, kind, "warning", details, **kw)
+    except Exception:
+        log.warning("recording a %s event failed", kind, exc_info=True)
+
+
 class PresenceTracker(Protocol):
     """What the base consumer needs of presence (presence.tracking.ConnectionPresence)."""
 
@@ -185,6 +198,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         # Accept, then close with a 44xx code: a browser cannot read an HTTP 403, and clients
         # must tell "authenticate again" (4401) from "this object is not yours" (4404).
         metrics.WS_CONNECTS.labels(app=self.app, outcome=outcome).inc()
+        details = {"app": self.app, "close_code": close_code, "path": self.scope.get("path")}
+        _record_event(self.scope, "ws_denied", details)
         await self.accept()
         await self.close(code=close_code)
 
@@ -299,6 +314,10 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             decision = await athrottle(f"ws:{self.user.pk}:{message_type}", _rate_for(message_type))
         if not decision.allowed:
             metrics.RATE_LIMITED.labels(channel="ws", action=message_type).inc()
+            details = {"app": self.app, "channel": "ws", "action": message_type}
+            _record_event(
+                self.scope, "rate_limited", details, dedupe=f"ws:{self.user.pk}:{message_type}"
+            )
             raise AppError(
                 ErrorCode.RATE_LIMITED,
                 "Too many messages of this type; slow down.",

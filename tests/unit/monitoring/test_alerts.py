@@ -78,6 +78,8 @@ def test_rules_parse_from_settings_and_bad_ones_are_named():
         parse_rules(
             [{"name": "y", "kind": "k", "key": "host", "threshold": 1, "window_seconds": 1}]
         )
+    with pytest.raises(ValueError, match="'w': missing or bad 'threshold'"):
+        parse_rules([{"name": "w", "kind": "k", "key": "ip", "window_seconds": 1}])
     with pytest.raises(ValueError, match="unique"):
         parse_rules(
             [{"name": "z", "kind": "k", "key": "ip", "threshold": 1, "window_seconds": 1}] * 2
