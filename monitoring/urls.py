@@ -1,1 +1,7 @@
-urlpatterns: list = []  # monitoring's REST routes arrive with its issue
+from django.urls import path
+
+from monitoring.api import SystemEventViewSet
+
+urlpatterns = [
+    path("events/", SystemEventViewSet.as_view({"get": "list"}), name="monitoring-events"),
+]
