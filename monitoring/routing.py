@@ -1,1 +1,7 @@
-websocket_urlpatterns: list = []  # this app's consumers arrive with its issue
+from django.urls import path
+
+from monitoring.consumers import StaffEventsConsumer
+
+websocket_urlpatterns = [
+    path("ws/monitoring/events/", StaffEventsConsumer.as_asgi()),
+]
