@@ -12,6 +12,7 @@ committed after it, as ShareDB's server does.
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +34,7 @@ from config.errors import AppError, ErrorCode
 from config.members import member_delete, member_upsert
 from config.realtime.broadcast import broadcast_on_commit
 from config.realtime.groups import group_name
+from monitoring import metrics
 
 MAX_CLIENT_ID = 64
 MAX_TITLE = 200
@@ -117,11 +119,14 @@ def operation_submit(
     """Commit one op (DESIGN section 6), or answer a resubmission with its original result."""
     _check_submission(base_version, client_id, seq)
     ot.validate(op)
+    started = time.perf_counter()
     try:
-        return _submit(document_id, base_version, op, client_id, seq, user)  # type: ignore[arg-type]
+        result = _submit(document_id, base_version, op, client_id, seq, user)  # type: ignore[arg-type]
     except IntegrityError:
         # Two sockets resubmitting one (client_id, seq) at once: the loser finds the winner.
-        return _submit(document_id, base_version, op, client_id, seq, user)  # type: ignore[arg-type]
+        result = _submit(document_id, base_version, op, client_id, seq, user)  # type: ignore[arg-type]
+    metrics.OP_COMMIT_SECONDS.observe(time.perf_counter() - started)
+    return result
 
 
 @transaction.atomic

@@ -2,10 +2,9 @@
 
 from django.contrib import admin
 from django.urls import include, path
-from django_prometheus.exports import ExportToDjangoView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from monitoring.views import healthz, readyz
+from monitoring.views import healthz, metrics, readyz
 
 api_patterns = [
     path("realtime/", include("config.realtime.urls")),
@@ -23,7 +22,7 @@ urlpatterns = [
     path("api/", include(api_patterns)),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
-    path("metrics", ExportToDjangoView, name="metrics"),
+    path("metrics", metrics, name="metrics"),
 ]
 
 handler404 = "config.api.not_found"

@@ -12,13 +12,16 @@ The frame is encoded once here; every receiving consumer sends the same text as 
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from asgiref.sync import async_to_sync
+from channels.exceptions import ChannelFull
 from channels.layers import get_channel_layer
 from django.db import transaction
 
 from config.realtime.envelope import encode_event
+from monitoring import metrics
 
 # The channel-layer message type every RealtimeConsumer handles (method realtime_frame).
 FRAME_MESSAGE = "realtime.frame"
@@ -56,7 +59,29 @@ def broadcast_on_commit(
 def group_send_on_commit(group: str, message: dict[str, Any]) -> None:
     """Any channel-layer message to a group, once the transaction commits."""
     # Blocking until the layer has it keeps this process's broadcasts in commit order.
-    transaction.on_commit(lambda: async_to_sync(get_channel_layer().group_send)(group, message))
+    transaction.on_commit(lambda: async_to_sync(group_send)(group, message))
+
+
+async def group_send(group: str, message: dict[str, Any]) -> None:
+    """group_send that stamps frames with the send time and counts the layer's failures."""
+    if message.get("type") == FRAME_MESSAGE:
+        # Wall clock: the receiving worker may be another process or host (delivery latency).
+        message = {**message, "sent_at": time.time()}
+    try:
+        await get_channel_layer().group_send(group, message)
+    except Exception as error:
+        metrics.LAYER_SEND_FAILURES.labels(reason=_failure_reason(error)).inc()
+        raise
+
+
+def _failure_reason(error: Exception) -> str:
+    if isinstance(error, ChannelFull):
+        return "channel_full"
+    if isinstance(error, TimeoutError):
+        return "timeout"
+    if type(error).__module__.startswith("redis") or isinstance(error, OSError):
+        return "redis"
+    return "other"
 
 
 async def abroadcast(
@@ -69,5 +94,4 @@ async def abroadcast(
     dedupe: bool = False,
 ) -> None:
     """From async code, for soft state with nothing to commit (signals, typing, cursors)."""
-    message = _layer_message(event_type, data, stream, seq, dedupe)
-    await get_channel_layer().group_send(group, message)
+    await group_send(group, _layer_message(event_type, data, stream, seq, dedupe))

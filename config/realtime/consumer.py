@@ -112,6 +112,11 @@ def _messages_out(app: str, kind: str):  # type: ignore[no-untyped-def]
     return metrics.WS_MESSAGES_OUT.labels(app=app, kind=kind)
 
 
+@cache
+def _delivery_seconds(app: str):  # type: ignore[no-untyped-def]
+    return metrics.DELIVERY_SECONDS.labels(app=app)
+
+
 class RealtimeConsumer(AsyncWebsocketConsumer):
     app: ClassVar[str] = "realtime"
     # Built by __init_subclass__ from @command methods: the only way a client type reaches code.
@@ -242,6 +247,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         if "dedupe" in message and self._seen_before(*message["dedupe"]):
             return
         await self.send_frame("event", message["frame"])
+        if "sent_at" in message:
+            _delivery_seconds(self.app).observe(time.time() - message["sent_at"])
 
     def _seen_before(self, stream: str, seq: int) -> bool:
         last = self.last_seq.get(stream)

@@ -4,6 +4,8 @@ Used by the system tests and by ``manage.py loadtest --spawn N``:
 
     with daphne_workers(2, env={"DATABASE_URL": ..., "REDIS_URL": ...}) as workers:
         workers[0].ws_url("/ws/presence/")      # "ws://127.0.0.1:40123/ws/presence/"
+
+The workers of one call share a PROMETHEUS_MULTIPROC_DIR unless ``env`` names one.
 """
 
 from __future__ import annotations
@@ -125,6 +127,11 @@ def daphne_workers(
     count: int, env: Mapping[str, str | None], *, log_dir: Path | None = None
 ) -> Iterator[list[Worker]]:
     log_dir = log_dir or Path(tempfile.mkdtemp(prefix="daphne-logs-"))
+    if "PROMETHEUS_MULTIPROC_DIR" not in env:
+        # One empty directory shared by these workers: /metrics on any of them covers all
+        # (monitoring.metrics). Pass None to run each worker with its own registry.
+        metrics_dir = Path(tempfile.mkdtemp(prefix="prometheus-", dir=log_dir))
+        env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
     workers = [start_worker(env, log_dir=log_dir) for _ in range(count)]
     try:
         for worker in workers:
