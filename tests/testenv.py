@@ -22,3 +22,8 @@ os.environ.setdefault("DJANGO_HTTPS", "0")
 # (and the developer's own server) from hearing each other.
 os.environ.setdefault("REALTIME_KEY_PREFIX", f"test-{uuid.uuid4().hex[:8]}:")
 os.environ.setdefault("DJANGO_WS_ALLOWED_ORIGINS", "http://testserver,http://localhost:8000")
+# Sockets record refused handshakes and rate-limit hits in background tasks. One still writing
+# when its test ends would deadlock with the database flush between tests (TRUNCATE against
+# the INSERT's foreign-key check), so tests run without them; tests/integration/monitoring
+# turns them on (the `socket_events` fixture) and waits for them before the test ends.
+os.environ.setdefault("MONITORING_MAX_PENDING_EVENTS", "0")

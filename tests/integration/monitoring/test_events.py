@@ -136,7 +136,7 @@ def test_addresses_come_from_remote_addr_unless_the_proxy_is_trusted(settings):
 
 # --- the realtime layer --------------------------------------------------------------------------
 @pytest.mark.django_db(transaction=True)
-async def test_a_refused_handshake_is_recorded_without_delaying_the_close():
+async def test_a_refused_handshake_is_recorded_without_delaying_the_close(socket_events):
     comm = communicator("/ws/presence/", ticket="forged")
     connected, _ = await comm.connect(timeout=5)
     assert connected
@@ -149,7 +149,7 @@ async def test_a_refused_handshake_is_recorded_without_delaying_the_close():
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_a_burst_of_refused_handshakes_raises_an_alert(settings):
+async def test_a_burst_of_refused_handshakes_raises_an_alert(settings, socket_events):
     settings.MONITORING_ALERT_RULES = [
         {"name": "burst", "kind": "ws_denied", "key": "ip", "threshold": 3, "window_seconds": 60}
     ]
@@ -165,7 +165,7 @@ async def test_a_burst_of_refused_handshakes_raises_an_alert(settings):
 
 
 async def test_rate_limit_hits_are_recorded_once_a_minute_per_user_and_type(
-    settings, open_ws, ws_user
+    settings, open_ws, ws_user, socket_events
 ):
     settings.REALTIME_CONNECTION_RATES = {"session.heartbeat": "1/min"}
     events._recent.clear()
