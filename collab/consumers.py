@@ -10,7 +10,6 @@ or one's own op acked ahead of others' broadcasts) is filled from PostgreSQL bef
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 
@@ -26,7 +25,7 @@ from config.errors import AppError, ErrorCode
 from config.realtime.broadcast import abroadcast
 from config.realtime.consumer import command
 from config.realtime.envelope import encode_event
-from config.realtime.ordered import OrderedStreamConsumer
+from config.realtime.ordered import OrderedStreamConsumer, since_param
 from presence.rooms import Room
 
 MAX_CLIENT_ID = 64
@@ -54,7 +53,7 @@ class DocumentConsumer(OrderedStreamConsumer):
         await self.join_group(self.group)
         await self.join_group(self.room.group)  # presence.member.joined / updated / left
         opening = await database_sync_to_async(document_open)(
-            document_id=self.document_id, since=_since(self.scope.get("query_string", b""))
+            document_id=self.document_id, since=since_param(self.scope)
         )
         members = await self.presence.join_room(self.room, "viewing")
         if opening.content is not None:
@@ -121,13 +120,6 @@ def _applied(operation: Any, stream: str) -> tuple[int, str]:
     return operation.version, encode_event(
         "collab.op.applied", data, stream=stream, seq=operation.version
     )
-
-
-def _since(query_string: bytes) -> int | None:
-    values = parse_qs(query_string.decode("latin-1")).get("since")
-    if not values or not values[0].isascii() or not values[0].isdigit() or len(values[0]) > 15:
-        return None  # absent or unreadable: a fresh snapshot is always correct
-    return int(values[0])
 
 
 def _cursor_input(data: dict[str, Any]) -> tuple[int, int, list[int], str | None]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
-from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from django.conf import settings
@@ -38,7 +37,7 @@ from config.errors import CLOSE_NOT_FOUND, AppError, ErrorCode
 from config.realtime.broadcast import abroadcast
 from config.realtime.consumer import RealtimeConsumer, command
 from config.realtime.envelope import encode_event
-from config.realtime.ordered import OrderedStreamConsumer
+from config.realtime.ordered import OrderedStreamConsumer, since_param
 from config.rest import MAX_ID
 from presence.rooms import Room
 
@@ -48,13 +47,6 @@ LATEST_NOTIFICATIONS = 20
 MAX_MISSED_NOTIFICATIONS = 200
 # The message a socket sends itself when its typing lapses: handled in turn with its frames.
 TYPING_LAPSED = "comments.typing.lapsed"
-
-
-def _since(query_string: bytes) -> int | None:
-    values = parse_qs(query_string.decode("latin-1")).get("since")
-    if not values or not values[0].isascii() or not values[0].isdigit() or len(values[0]) > 18:
-        return None  # absent or unreadable: a fresh snapshot is always correct
-    return int(values[0])
 
 
 def _event_frame(event: Any, stream: str) -> tuple[int, str]:
@@ -83,7 +75,7 @@ class ThreadConsumer(OrderedStreamConsumer):
         await self.join_group(self.group)
         await self.join_group(self.room.group)  # presence.member.joined / updated / left
         opening = await database_sync_to_async(thread_open)(
-            thread_id=self.thread_id, since=_since(self.scope.get("query_string", b""))
+            thread_id=self.thread_id, since=since_param(self.scope)
         )
         members = await self.presence.join_room(self.room, self.state)
         if opening.thread is not None:
@@ -259,9 +251,7 @@ class NotificationConsumer(RealtimeConsumer):
     async def on_connect(self) -> None:
         self.watched: set[str] = set()
         await self.join_group(notification_group(self.user.pk))
-        snapshot = await database_sync_to_async(self._snapshot)(
-            _since(self.scope.get("query_string", b""))
-        )
+        snapshot = await database_sync_to_async(self._snapshot)(since_param(self.scope))
         await self.send_frame("event", encode_event("comments.notifications.snapshot", snapshot))
 
     def _snapshot(self, since: int | None) -> dict[str, Any]:

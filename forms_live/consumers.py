@@ -24,14 +24,13 @@ import asyncio
 import json
 import time
 from typing import Any
-from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 
 from config.errors import AppError, ErrorCode
 from config.realtime.consumer import RealtimeConsumer, command
 from config.realtime.envelope import encode_event
-from config.realtime.ordered import OrderedStreamConsumer
+from config.realtime.ordered import OrderedStreamConsumer, query_param, since_param
 from config.rest import MAX_ID
 from forms_live import services
 from forms_live.permissions import can_build
@@ -52,18 +51,6 @@ from presence.rooms import Room
 
 DASHBOARD_EVERY = 0.25  # seconds: a few updates a second at most, however busy the form
 DASHBOARD_FLUSH = "forms.dashboard.flush"  # the message a dashboard sends itself to flush
-
-
-def _query(scope: dict[str, Any], name: str) -> str | None:
-    values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get(name)
-    return values[0] if values else None
-
-
-def _since(scope: dict[str, Any]) -> int | None:
-    value = _query(scope, "since")
-    if not value or not value.isascii() or not value.isdigit() or len(value) > 15:
-        return None  # absent or unreadable: a fresh snapshot is always correct
-    return int(value)
 
 
 def _change_frame(change: Any, stream: str) -> tuple[int, str]:
@@ -96,7 +83,7 @@ class FormEditConsumer(FormConsumer, OrderedStreamConsumer):
         self.room = Room("form", str(self.form_id))
         await self.join_group(self.stream)
         await self.join_group(self.room.group)  # presence.member.*: who edits which field
-        since = _since(self.scope)
+        since = since_param(self.scope)
         missed = None
         if since is not None:
             missed = await database_sync_to_async(self._missed_since)(since)
@@ -232,7 +219,7 @@ class FormFillConsumer(FormConsumer):
             user=self.user,
             form_id=self.form_id,
             user_agent=user_agent,
-            token=_query(self.scope, "submission"),
+            token=query_param(self.scope, "submission"),
         )
         self.token = submission.token
         await self.join_group(services.respondent_group(self.token))

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 
 from config.errors import AppError, ErrorCode
 from config.realtime.consumer import RealtimeConsumer, command
 from config.realtime.envelope import encode_event
+from config.realtime.ordered import query_param, since_param
 from monitoring.events import EVENT_RECORDED, STAFF_GROUP, STREAM, event_payload
 from monitoring.models import EventKind, Severity
 from monitoring.selectors import events_filtered
@@ -43,20 +43,17 @@ class StaffEventsConsumer(RealtimeConsumer):
             raise AppError(ErrorCode.FORBIDDEN, "The system events are for staff.")
 
     async def on_connect(self) -> None:
-        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         try:
-            self.kinds = _choices(query.get("kind", [""])[0], EventKind.values, "kind")
-            self.severities = _choices(query.get("severity", [""])[0], Severity.values, "severity")
+            kinds, severities = (query_param(self.scope, n) or "" for n in ("kind", "severity"))
+            self.kinds = _choices(kinds, EventKind.values, "kind")
+            self.severities = _choices(severities, Severity.values, "severity")
         except AppError:
             self.kinds = self.severities = frozenset()  # unreadable filters: everything
-        since = query.get("since", [""])[0]
         # Ids are not in commit order across workers, so no "highest seen" rule: the ones sent
         # at join are remembered, and only those are dropped when they also arrive live.
         self.replayed: set[int] = set()
         await self.join_group(STAFF_GROUP)
-        events = await database_sync_to_async(self._opening)(
-            int(since) if since.isascii() and since.isdigit() and len(since) < 19 else None
-        )
+        events = await database_sync_to_async(self._opening)(since_param(self.scope))
         for payload in events:
             await self._send_event(payload)
         ready = {

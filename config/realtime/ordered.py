@@ -14,8 +14,23 @@ drops what it already had, and fills a gap from the database before sending anyt
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qs
 
 from config.realtime.consumer import RealtimeConsumer
+
+
+def query_param(scope: dict[str, Any], name: str) -> str | None:
+    """One value of the socket's query string (``?since=12``), or None."""
+    values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get(name)
+    return values[0] if values else None
+
+
+def since_param(scope: dict[str, Any]) -> int | None:
+    """``?since=<seq>``; None when absent or unreadable (a fresh snapshot is always correct)."""
+    value = query_param(scope, "since")
+    if not value or not value.isascii() or not value.isdigit() or len(value) > 18:
+        return None
+    return int(value)
 
 
 class OrderedStreamConsumer(RealtimeConsumer):
