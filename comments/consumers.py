@@ -172,7 +172,7 @@ class ThreadConsumer(OrderedStreamConsumer):
         relay = self.typing_until is None or now - self.typing_relayed_at >= lasting / 2
         self.typing_until = now + lasting
         if self.typing_timer is None:
-            self.typing_timer = loop.call_at(self.typing_until, self._typing_check)
+            self.typing_timer = self.message_self_at(self.typing_until, TYPING_LAPSED)
         if relay:  # at most one relay per half lifetime: clients keep it alive in between
             self.typing_relayed_at = now
             started = {"user": self._user_ref(), "expires_in": lasting}
@@ -198,20 +198,13 @@ class ThreadConsumer(OrderedStreamConsumer):
             await self.presence.set_room_state(self.room, state)
         return {"state": state}
 
-    def _typing_check(self) -> None:
-        # A loop callback: hand over to the consumer's own queue, so the lapse is handled in
-        # turn with the socket's frames, never concurrently with one.
-        self.typing_timer = None
-        self.typing_lapse = asyncio.ensure_future(
-            self.channel_layer.send(self.channel_name, {"type": TYPING_LAPSED})
-        )
-
     async def comments_typing_lapsed(self, message: dict[str, Any]) -> None:
+        self.typing_timer = None
         if self.typing_until is None:
             return
         loop = asyncio.get_running_loop()
         if loop.time() < self.typing_until:  # started again meanwhile: check again then
-            self.typing_timer = loop.call_at(self.typing_until, self._typing_check)
+            self.typing_timer = self.message_self_at(self.typing_until, TYPING_LAPSED)
             return
         await self._typing_stopped()
 

@@ -284,14 +284,7 @@ class FormDashboardConsumer(FormConsumer):
         if self.flush_at is None:
             loop = asyncio.get_running_loop()
             self.flush_at = max(loop.time(), self.last_flush + DASHBOARD_EVERY)
-            loop.call_at(self.flush_at, self._ask_flush)
-
-    def _ask_flush(self) -> None:
-        # A loop callback: hand over to the consumer's own queue, so the flush is handled in
-        # turn with its other messages, never concurrently with one.
-        self.flushing = asyncio.ensure_future(
-            self.channel_layer.send(self.channel_name, {"type": DASHBOARD_FLUSH})
-        )
+            self.message_self_at(self.flush_at, DASHBOARD_FLUSH)
 
     async def forms_dashboard_flush(self, message: dict[str, Any]) -> None:
         changed, self.pending = list(self.pending.values()), {}

@@ -233,6 +233,23 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 await self.leave_group(group)
         raise StopConsumer()
 
+    # --- timers ------------------------------------------------------------------------------
+    def message_self_at(self, when: float, message_type: str) -> asyncio.TimerHandle:
+        """At loop time ``when``, put ``{"type": message_type}`` on this consumer's own queue,
+        so the timer's work runs in turn with the socket's frames, never concurrently."""
+
+        def send() -> None:
+            self.timer_sends.add(
+                task := asyncio.ensure_future(
+                    self.channel_layer.send(self.channel_name, {"type": message_type})
+                )
+            )
+            task.add_done_callback(self.timer_sends.discard)
+
+        if not hasattr(self, "timer_sends"):
+            self.timer_sends: set[asyncio.Future[None]] = set()
+        return asyncio.get_running_loop().call_at(when, send)
+
     # --- groups ------------------------------------------------------------------------------
     async def join_group(self, group: str) -> None:
         await self.channel_layer.group_add(group, self.channel_name)
