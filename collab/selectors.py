@@ -18,6 +18,7 @@ from collab.models import Document, DocumentMember, DocumentVersion, Operation
 from collab.permissions import can_view
 from comments.targets import Anchor
 from config.errors import AppError, ErrorCode
+from config.realtime.resume import MAX_REPLAY, gap_free, replayable
 
 
 def document_role(*, user: Any, document_id: int) -> str | None:
@@ -128,17 +129,14 @@ class Opening:
     missed: list[Operation]
 
 
-MAX_REPLAY = 1000  # past this, a fresh snapshot is smaller and faster than the ops
-
-
 def document_open(*, document_id: int, since: int | None) -> Opening:
     document = Document.objects.filter(pk=document_id).first()
     if document is None:
         raise AppError(ErrorCode.NOT_FOUND, "No such document.")
     current = document.version
-    if since is not None and since <= current and current - since <= MAX_REPLAY:
+    if replayable(since, current, MAX_REPLAY):
         missed = operations_between(document_id=document_id, after=since, upto=current)
-        if [op.version for op in missed] == list(range(since + 1, current + 1)):
+        if gap_free([op.version for op in missed], since, current):  # type: ignore[arg-type]
             return Opening(version=current, content=None, missed=missed)
     return Opening(version=current, content=document.content, missed=[])
 

@@ -16,9 +16,9 @@ from django.db.models import Count, Prefetch, Q, QuerySet
 from comments.models import Comment, Notification, Reaction, Thread, ThreadEvent
 from comments.targets import TARGET_KINDS, Anchor, TargetKind, can_read
 from config.errors import AppError, ErrorCode
+from config.realtime.resume import MAX_REPLAY, gap_free, replayable
 
 MAX_SNAPSHOT_COMMENTS = 500  # a longer thread sends its latest; REST pages through the rest
-MAX_REPLAY = 1000  # events: past this, a fresh snapshot is smaller than the replay
 EXCERPT = 140
 
 
@@ -213,9 +213,9 @@ def thread_open(*, thread_id: int, since: int | None) -> ThreadOpening:
     if thread is None:
         raise AppError(ErrorCode.NOT_FOUND, "No such thread.")
     current = thread.last_seq
-    if since is not None and since <= current and current - since <= MAX_REPLAY:
+    if replayable(since, current, MAX_REPLAY):
         missed = events_between(thread_id=thread_id, after=since, upto=current)
-        if [event.seq for event in missed] == list(range(since + 1, current + 1)):
+        if gap_free([event.seq for event in missed], since, current):  # type: ignore[arg-type]
             return ThreadOpening(current, None, [], False, missed)
     latest = list(
         comments_with_relations(thread.comments.order_by("-created_at", "-id"))[

@@ -31,11 +31,11 @@ from config.errors import AppError, ErrorCode
 from config.realtime.consumer import RealtimeConsumer, command
 from config.realtime.envelope import encode_event
 from config.realtime.ordered import OrderedStreamConsumer, query_param, since_param
+from config.realtime.resume import gap_free, replayable
 from config.rest import MAX_ID
 from forms_live import services
 from forms_live.permissions import can_build
 from forms_live.selectors import (
-    MAX_REPLAY,
     changes_between,
     dashboard_snapshot,
     edit_snapshot,
@@ -103,10 +103,10 @@ class FormEditConsumer(FormConsumer, OrderedStreamConsumer):
     def _missed_since(self, since: int) -> tuple[int, list[tuple[int, str]]] | None:
         """The changes after ``since`` if they are all still there, else None (a snapshot)."""
         revision = form_revision(form_id=self.form_id)
-        if since > revision or revision - since > MAX_REPLAY:
+        if not replayable(since, revision):
             return None
         changes = changes_between(form_id=self.form_id, after=since, upto=revision)
-        if [c.revision for c in changes] != list(range(since + 1, revision + 1)):
+        if not gap_free([c.revision for c in changes], since, revision):
             return None
         return revision, [_change_frame(c, self.stream) for c in changes]
 

@@ -27,8 +27,6 @@ from forms_live.models import (
 from forms_live.permissions import can_view
 from forms_live.validation import FieldSpec
 
-MAX_REPLAY = 1000  # changes: past this, a fresh snapshot is smaller than the replay
-
 
 def form_roles(form_id: int, user_ids: Collection[int]) -> dict[int, str]:
     """The roles of these users on a form, for those who have one (comments' targets)."""

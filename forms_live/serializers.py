@@ -15,9 +15,9 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
+from config.realtime.resume import MAX_REPLAY
 from config.rest import StrictCharField, StrictIntegerField, UserRefOutputSerializer
 from forms_live.models import ConflictPolicy, ConflictStatus, FieldType, Role, SubmissionStatus
-from forms_live.selectors import MAX_REPLAY
 
 MAX_CHANGES_PAGE = MAX_REPLAY  # the WebSocket's replay cap
 
