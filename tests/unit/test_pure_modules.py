@@ -18,6 +18,7 @@ PURE_MODULES = {
     "config.realtime.envelope": "config/realtime/envelope.py",
     "config.realtime.groups": "config/realtime/groups.py",
     "config.realtime.ratelimit": "config/realtime/ratelimit.py",
+    "config.realtime.resume": "config/realtime/resume.py",
     "forms_live.merge": "forms_live/merge.py",
     "forms_live.analytics": "forms_live/analytics.py",
     "forms_live.validation": "forms_live/validation.py",
