@@ -350,6 +350,20 @@ MONITORING_ALERT_RULES = [
         "severity": "warning",
     },
 ]
+# Health sampler (`manage.py sample_health`, monitoring/sampling.py): a metric at or over its
+# threshold (or a dependency failing) for BREACHES_TO_ALERT samples in a row records one
+# health_alert, then OKS_TO_RECOVER samples under it one "recovered". A threshold may also be
+# {"warning": 250, "critical": 1000}; a failing dependency is always critical.
+MONITORING_HEALTH_INTERVAL_SECONDS = env_int("MONITORING_HEALTH_INTERVAL_SECONDS", 15)
+MONITORING_HEALTH_THRESHOLDS = {
+    "cpu_percent": env_int("MONITORING_HEALTH_CPU_PERCENT", 90),
+    "memory_percent": env_int("MONITORING_HEALTH_MEMORY_PERCENT", 90),
+    "database_ms": env_int("MONITORING_HEALTH_DATABASE_MS", 250),
+    "redis_ms": env_int("MONITORING_HEALTH_REDIS_MS", 100),
+    "channel_layer_ms": env_int("MONITORING_HEALTH_CHANNEL_LAYER_MS", 250),
+}
+MONITORING_HEALTH_BREACHES_TO_ALERT = env_int("MONITORING_HEALTH_BREACHES_TO_ALERT", 3)
+MONITORING_HEALTH_OKS_TO_RECOVER = env_int("MONITORING_HEALTH_OKS_TO_RECOVER", 3)
 
 # --- REST ----------------------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -23,6 +23,7 @@ PURE_MODULES = {
     "forms_live.analytics": "forms_live/analytics.py",
     "forms_live.validation": "forms_live/validation.py",
     "monitoring.alerts": "monitoring/alerts.py",
+    "monitoring.sampling": "monitoring/sampling.py",
     "presence.rooms": "presence/rooms.py",
     "presence.state": "presence/state.py",
 }
