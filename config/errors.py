@@ -73,6 +73,8 @@ CLOSE_NOT_FOUND = 4404
 CLOSE_HEARTBEAT_TIMEOUT = 4408
 CLOSE_RATE_LIMITED = 4429
 CLOSE_INTERNAL = 4500
+# Staff switched this app's real-time features off (monitoring): try again later, with backoff.
+CLOSE_UNAVAILABLE = 4503
 
 
 class AppError(Exception):

@@ -279,6 +279,13 @@ PRESENCE_MAX_WATCHED = env_int("PRESENCE_MAX_WATCHED", 200)
 REALTIME_PRESENCE_TRACKER = "presence.tracking.ConnectionPresence"
 # Called (without waiting) on refused handshakes and rate-limit hits to record a system event.
 REALTIME_EVENT_RECORDER = "monitoring.events.socket_event"
+# What staff control on every worker at once (config/realtime/control.py): the apps switched off
+# and the live announcements, loaded by an async callable returning a ControlState.
+REALTIME_CONTROL_STATE = "monitoring.controls.control_state"
+# Each worker reloads that state this often whatever it heard (a lost control message still
+# takes effect), and writes its socket counts per app this often for the staff view.
+REALTIME_CONTROL_REFRESH_SECONDS = env_int("REALTIME_CONTROL_REFRESH_SECONDS", 5)
+REALTIME_CONTROL_REPORT_SECONDS = env_int("REALTIME_CONTROL_REPORT_SECONDS", 5)
 
 # --- Collab (DESIGN section 6) ----------------------------------------------------------------
 # A DocumentVersion snapshot every this many ops: content at an old version replays from it.

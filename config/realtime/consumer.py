@@ -38,10 +38,12 @@ from config.errors import (
     CLOSE_NOT_FOUND,
     CLOSE_RATE_LIMITED,
     CLOSE_UNAUTHENTICATED,
+    CLOSE_UNAVAILABLE,
     AppError,
     ErrorCode,
 )
 from config.realtime.connections import connections_for_loop
+from config.realtime.control import worker_control
 from config.realtime.envelope import (
     Limits,
     encode_ack,
@@ -164,6 +166,14 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         if self.user is None or not self.user.is_authenticated:
             await self._refuse(CLOSE_UNAUTHENTICATED, "unauthenticated")
             return
+        self.registry = connections_for_loop(
+            settings.REALTIME_HEARTBEAT_TIMEOUT_SECONDS,
+            max(1.0, settings.REALTIME_HEARTBEAT_SECONDS / 3),
+        )
+        self.control = worker_control(self.registry)
+        if self.app in (await self.control.current()).disabled_apps:
+            await self._refuse(CLOSE_UNAVAILABLE, "unavailable", record=False)
+            return
         try:
             await self.authorize()
         except AppError as error:
@@ -174,18 +184,23 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             await self._refuse(CLOSE_INTERNAL, "internal")
             return
         await self.accept()
-        loop = asyncio.get_running_loop()
-        self.last_seen = loop.time()
-        self.registry = connections_for_loop(
-            settings.REALTIME_HEARTBEAT_TIMEOUT_SECONDS,
-            max(1.0, settings.REALTIME_HEARTBEAT_SECONDS / 3),
-        )
+        self.last_seen = asyncio.get_running_loop().time()
         self.registry.add(self)
+        if self.app in self.control.state.disabled_apps:
+            # Switched off while this handshake was being authorized, after the worker closed
+            # the app's sockets it had: this one must not slip through.
+            self.registry.discard(self)
+            metrics.WS_CONNECTS.labels(app=self.app, outcome="unavailable").inc()
+            await self.close(code=CLOSE_UNAVAILABLE)
+            return
         self.registered = True
+        self.control.ensure_running()
         metrics.WS_CONNECTS.labels(app=self.app, outcome="accepted").inc()
         metrics.WS_CONNECTIONS.labels(app=self.app).inc()
         self.presence = _presence_tracker()(self.user, self.connection_id)
         await self.send_frame("welcome", encode_event("session.welcome", await self._welcome()))
+        for announcement in self.control.state.live_announcements(time.time()):
+            await self.send_frame("event", announcement.published)
         try:
             await self.presence.opened()
             await self.on_connect()
@@ -199,12 +214,13 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.closing = True
         await super().close(code=code, reason=reason)
 
-    async def _refuse(self, close_code: int, outcome: str) -> None:
+    async def _refuse(self, close_code: int, outcome: str, *, record: bool = True) -> None:
         # Accept, then close with a 44xx code: a browser cannot read an HTTP 403, and clients
         # must tell "authenticate again" (4401) from "this object is not yours" (4404).
         metrics.WS_CONNECTS.labels(app=self.app, outcome=outcome).inc()
-        details = {"app": self.app, "close_code": close_code, "path": self.scope.get("path")}
-        _record_event(self.scope, "ws_denied", details)
+        if record:  # not for an app staff switched off: that is no one's misdeed
+            details = {"app": self.app, "close_code": close_code, "path": self.scope.get("path")}
+            _record_event(self.scope, "ws_denied", details)
         await self.accept()
         await self.close(code=close_code)
 
@@ -307,10 +323,11 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         except AppError as error:
             if command_id is None and raw is not None and error.code != ErrorCode.TOO_LARGE:
                 command_id = peek_id(raw)
-            await self._reply_error(command_id, error)
+            await self._reply_error(command_id, error, command_type)
         except Exception:
             log.exception("handling %s failed", command_type)
-            await self._reply_error(command_id, AppError(ErrorCode.INTERNAL, "Internal error."))
+            internal = AppError(ErrorCode.INTERNAL, "Internal error.")
+            await self._reply_error(command_id, internal, command_type)
         finally:
             metrics.HANDLER_SECONDS.labels(app=self.app, type=command_type).observe(
                 time.perf_counter() - received_at
@@ -348,9 +365,17 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 retry_after=decision.retry_after,
             )
 
-    async def _reply_error(self, command_id: str | None, error: AppError) -> None:
+    async def _reply_error(
+        self, command_id: str | None, error: AppError, command_type: str
+    ) -> None:
         metrics.ERRORS.labels(channel="ws", code=error.code.value).inc()
         await self.send_frame("error", encode_error(command_id, error))
+        if error.code in (ErrorCode.NOT_FOUND, ErrorCode.FORBIDDEN):
+            # A foreign object answers not_found, so both are denials worth an audit line;
+            # one a minute per user and type, whatever a client keeps asking.
+            details = {"app": self.app, "action": command_type, "code": error.code.value}
+            dedupe = f"denied:{self.user.pk}:{command_type}"
+            _record_event(self.scope, "permission_denied", details, dedupe=dedupe)
         if error.code in (ErrorCode.INTERNAL, ErrorCode.NOT_FOUND, ErrorCode.FORBIDDEN):
             return  # our fault, or a legitimate question: not abuse
         await self._strike(error.code)

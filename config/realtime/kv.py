@@ -8,6 +8,8 @@ views, services) and async ones (consumers), so the hot WebSocket path never hop
     previous, current = await store.ahit("rl:7:chat", window=16, period=60.0)
     store.put("ticket:abc", "7", ttl=30)
     user_id = await store.atake("ticket:abc")   # single use: the second take gets None
+    await store.areport("workers", "host:123", "{...}", ttl=15)   # one entry per member
+    store.reports("workers")                     # {"host:123": "{...}"}: the live entries
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ class SharedStore(Protocol):
     def take(self, key: str) -> str | None: ...
     async def aepoch(self) -> str: ...
     def ping(self) -> None: ...
+    async def areport(self, name: str, member: str, value: str, *, ttl: float) -> None: ...
+    async def adrop_report(self, name: str, member: str) -> None: ...
+    def reports(self, name: str) -> dict[str, str]: ...
 
 
 class RedisStore:
@@ -110,6 +115,30 @@ class RedisStore:
     def ping(self) -> None:
         self._sync.ping()
 
+    # A report is a key with a TTL (it lapses when its writer dies) listed in a set, so that
+    # reading them needs no SCAN over the whole keyspace.
+    async def areport(self, name: str, member: str, value: str, *, ttl: float) -> None:
+        pipe = self.aclient().pipeline(transaction=False)
+        pipe.set(self._key(f"{name}:{member}"), value, px=int(ttl * 1000))
+        pipe.sadd(self._key(name), member)
+        await pipe.execute()
+
+    async def adrop_report(self, name: str, member: str) -> None:
+        pipe = self.aclient().pipeline(transaction=False)
+        pipe.delete(self._key(f"{name}:{member}"))
+        pipe.srem(self._key(name), member)
+        await pipe.execute()
+
+    def reports(self, name: str) -> dict[str, str]:
+        members = sorted(self._sync.smembers(self._key(name)))
+        if not members:
+            return {}
+        values = self._sync.mget([self._key(f"{name}:{m}") for m in members])
+        lapsed = [m for m, v in zip(members, values, strict=True) if v is None]
+        if lapsed:
+            self._sync.srem(self._key(name), *lapsed)
+        return {m: v for m, v in zip(members, values, strict=True) if v is not None}
+
 
 class MemoryStore:
     """In-process store for the single-process embedded default. Thread-safe (REST threads)."""
@@ -117,6 +146,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._values: dict[str, tuple[object, float]] = {}  # key -> (value, expires at)
+        self._members: dict[str, set[str]] = {}  # report name -> members
         self._epoch = uuid.uuid4().hex[:12]
 
     def _live(self, key: str, now: float) -> object | None:
@@ -161,6 +191,23 @@ class MemoryStore:
 
     def ping(self) -> None:
         return None
+
+    async def areport(self, name: str, member: str, value: str, *, ttl: float) -> None:
+        self.put(f"{name}:{member}", value, ttl=ttl)
+        with self._lock:
+            self._members.setdefault(name, set()).add(member)
+
+    async def adrop_report(self, name: str, member: str) -> None:
+        with self._lock:
+            self._values.pop(f"{name}:{member}", None)
+            self._members.get(name, set()).discard(member)
+
+    def reports(self, name: str) -> dict[str, str]:
+        now = time.monotonic()
+        with self._lock:
+            found = {m: self._live(f"{name}:{m}", now) for m in self._members.get(name, set())}
+            self._members[name] = {m for m, v in found.items() if v is not None}
+        return {m: v for m, v in found.items() if v is not None}  # type: ignore[misc]
 
     def _sweep(self, now: float) -> None:
         for key in [k for k, (_, expires) in self._values.items() if expires <= now]:
