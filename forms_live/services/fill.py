@@ -37,6 +37,8 @@ from forms_live.selectors import (
 )
 from forms_live.services.events import dashboard_group, respondent_group, submission_stream
 from forms_live.validation import check_value, check_values, progress
+from monitoring.events import record
+from monitoring.models import EventKind
 
 MAX_USER_AGENT = 512
 MAX_VALUES = 200  # keys per update
@@ -195,7 +197,11 @@ def _submit(user: Any, form_id: int, token: object) -> tuple[SubmissionResult, d
         return _save(submission, ["values", "errors", "progress"], respondent=True), errors
     submission.status, submission.submitted_at = SubmissionStatus.SUBMITTED, timezone.now()
     fields = ["values", "errors", "progress", "status", "submitted_at"]
-    return _save(submission, fields, respondent=True), {}
+    result = _save(submission, fields, respondent=True)
+    # The audit line names no one on an anonymous form: not the account, not the address.
+    details = {"form_id": form.pk, "submission_id": submission.pk, "anonymous": form.anonymous}
+    record(EventKind.FORM_SUBMITTED, actor=None if form.anonymous else user, details=details)
+    return result, {}
 
 
 @transaction.atomic
