@@ -53,6 +53,7 @@ from forms_live.services import (
     submission_submit,
     submission_update,
 )
+from monitoring.models import SystemEvent
 from tests.factories import UserFactory
 
 IPHONE = (
@@ -1368,6 +1369,28 @@ def test_all_valid_values_are_submitted_once(owner, respondent):
     assert (stored.status, stored.progress, stored.errors) == ("submitted", 100, {})
     later = lambda: fill(form, respondent, submission, {"age": 30})  # noqa: E731
     assert error_code(later) is ErrorCode.CONFLICT
+
+
+@pytest.mark.parametrize("anonymous", [False, True])
+def test_a_sent_submission_is_one_audit_line_naming_nobody_on_an_anonymous_form(
+    owner, respondent, anonymous
+):
+    form = published(owner, anonymous=anonymous)
+    submission = start(form, respondent)
+    fill(form, respondent, submission, {"name": "Rita", "email": "nope"})
+    error_of(lambda: send(form, respondent, submission))  # refused: no audit line
+    fill(form, respondent, submission, {"email": "rita@example.com"})
+
+    send(form, respondent, submission)
+    send(form, respondent, submission)
+
+    [event] = SystemEvent.objects.filter(kind="form_submitted")
+    assert event.details == {
+        "form_id": form.pk,
+        "submission_id": submission.pk,
+        "anonymous": anonymous,
+    }
+    assert event.actor == (None if anonymous else respondent)
 
 
 def test_a_value_valid_when_typed_is_checked_again_against_the_rules_at_submit(owner, respondent):

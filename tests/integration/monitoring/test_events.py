@@ -193,3 +193,26 @@ def test_prune_deletes_events_older_than_the_retention(db, settings):
     assert "Deleted 1 events older than 30 days." in out.getvalue()
     call_command("prune_events", "--days", "0", stdout=out)
     assert not SystemEvent.objects.exists()
+
+
+async def test_permission_denials_on_a_socket_are_recorded_once_a_minute_per_user_and_type(
+    open_ws, ws_user, socket_events
+):
+    events._recent.clear()
+    comm, _ = await open_ws(ws_user)
+    # A document room of a document that does not exist, or is not the user's: not_found.
+    replies = [
+        await request(comm, "presence.room.join", {"room": "document.999999"}, id=f"j{n}")
+        for n in range(3)
+    ]
+    await events.drain()
+
+    assert [reply["error"]["code"] for reply in replies] == ["not_found"] * 3
+    rows = [e async for e in SystemEvent.objects.filter(kind=EventKind.PERMISSION_DENIED)]
+    assert len(rows) == 1
+    assert (rows[0].actor_id, rows[0].severity) == (ws_user.pk, "warning")
+    assert rows[0].details == {
+        "app": "presence",
+        "action": "presence.room.join",
+        "code": "not_found",
+    }
