@@ -16,11 +16,9 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponseRedirect
-from django.template.response import TemplateResponse
-from django.urls import path
 from django.utils import timezone
 
-from config.admin import ReadOnlyAdminMixin
+from config.admin import LivePageAdmin, ReadOnlyAdminMixin
 from monitoring import controls
 from monitoring.events import client_ip
 from monitoring.models import Announcement, AppSwitch, LiveConnections, SystemEvent
@@ -163,36 +161,25 @@ class AnnouncementAdmin(admin.ModelAdmin):
 
 
 @admin.register(LiveConnections)
-class LiveConnectionsAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class LiveConnectionsAdmin(LivePageAdmin):
     """Sockets per app and worker; with monitoring.disconnect_user, a form to disconnect a user."""
 
-    def get_urls(self):  # type: ignore[no-untyped-def]
-        # Only this page: the change views of a user proxy would show user records.
-        return [
-            path(
-                "",
-                self.admin_site.admin_view(self.changelist_view),
-                name="monitoring_liveconnections_changelist",
-            )
-        ]
+    title = "Live connections"
+    template = "admin/monitoring/connections.html"
 
     def _may_disconnect(self, request: HttpRequest) -> bool:
         return request.user.has_perm("monitoring.disconnect_user")
 
-    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None):  # type: ignore[override]
-        if not self.has_view_permission(request):
-            raise PermissionDenied
-        if request.method == "POST":
-            return self._disconnect(request)
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.model._meta,
-            "title": "Live connections",
+    def page_context(self, request: HttpRequest) -> dict[str, Any]:
+        return {
             "overview": controls.connections_overview(),
             "may_disconnect": self._may_disconnect(request),
-            **(extra_context or {}),
         }
-        return TemplateResponse(request, "admin/monitoring/connections.html", context)
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None):  # type: ignore[override]
+        if request.method == "POST" and self.has_view_permission(request):
+            return self._disconnect(request)
+        return super().changelist_view(request, extra_context)
 
     def _disconnect(self, request: HttpRequest) -> HttpResponseRedirect:
         if not self._may_disconnect(request):
