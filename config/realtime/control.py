@@ -118,7 +118,7 @@ class WorkerControl:
     async def current(self) -> ControlState:
         """The control state, loaded first when it is older than the refresh interval."""
         if self._stale(settings.REALTIME_CONTROL_REFRESH_SECONDS):
-            await self._load_once(apply=False)
+            await self._load_once()
         return self.state
 
     def _stale(self, max_age: float) -> bool:
@@ -126,14 +126,15 @@ class WorkerControl:
             return True
         return asyncio.get_running_loop().time() - self.loaded_at > max_age
 
-    async def _load_once(self, *, apply: bool) -> None:
+    async def _load_once(self) -> None:
         # Concurrent handshakes of a stale worker wait for one load, not one each.
         if self._loading is None or self._loading.done():
-            self._loading = asyncio.ensure_future(self.reload(apply=apply))
+            self._loading = asyncio.ensure_future(self.reload())
         await asyncio.shield(self._loading)
 
-    async def reload(self, *, apply: bool = True) -> None:
-        """Load the state; with ``apply``, bring the live sockets in line with the change."""
+    async def reload(self) -> None:
+        """Load the state and bring the live sockets in line with what changed since the last
+        load, whoever asked for it (a handshake, the timer, a control message)."""
         async with self._reload_lock:
             before = self.state
             try:
@@ -148,8 +149,7 @@ class WorkerControl:
                 return
             self.state = after
             self.loaded_at = asyncio.get_running_loop().time()
-        if apply:
-            await self._apply(before, after)
+        await self._apply(before, after)
 
     async def _apply(self, before: ControlState, after: ControlState) -> None:
         switched_off = after.disabled_apps - before.disabled_apps
@@ -192,7 +192,7 @@ class WorkerControl:
                 await self._report()
                 await self._renew_membership()
                 if self._stale(settings.REALTIME_CONTROL_REFRESH_SECONDS):
-                    await self._load_once(apply=True)
+                    await self._load_once()
                 await asyncio.sleep(settings.REALTIME_CONTROL_REPORT_SECONDS)
         finally:
             listener.cancel()

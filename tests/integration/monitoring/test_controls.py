@@ -103,6 +103,23 @@ async def test_a_lost_control_message_still_takes_effect_at_the_next_reload(
     assert await close_code(comm) == 4503
 
 
+async def test_a_change_first_loaded_by_a_handshake_still_reaches_the_open_sockets(
+    communicators, ws_user, staff, settings
+):
+    settings.REALTIME_CONTROL_REFRESH_SECONDS = 0
+    settings.REALTIME_CONTROL_REPORT_SECONDS = 60  # the timer stays out of it
+    comm = await connect(communicators, ws_user)
+    assert (await receive(comm))["type"] == "session.welcome"
+    await sync_to_async(AppSwitch.objects.update_or_create)(
+        app="presence", defaults={"enabled": False}
+    )
+
+    other = await connect(communicators, ws_user, "/ws/comments/notifications/")
+
+    assert (await receive(other))["type"] == "session.welcome"
+    assert await close_code(comm) == 4503
+
+
 # --- announcements -----------------------------------------------------------------------------
 def announce(staff, text="Maintenance at 22:00 UTC", seconds=3600, level="warning"):
     expires_at = timezone.now() + timedelta(seconds=seconds)
