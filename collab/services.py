@@ -35,6 +35,7 @@ from config.members import member_delete, member_upsert
 from config.realtime.broadcast import broadcast_on_commit
 from config.realtime.groups import group_name
 from monitoring import metrics
+from monitoring.events import audit
 
 MAX_CLIENT_ID = 64
 MAX_TITLE = 200
@@ -79,6 +80,7 @@ def document_delete(*, user: Any, document_id: int) -> None:
     document, _ = document_for_user(user=user, document_id=document_id, need=can_manage)
     # Comment threads name their target by id, not by foreign key: they go in this transaction.
     target_threads_delete(target_kind="document", target_id=document.pk)
+    audit("document_deleted", actor=user, document_id=document.pk, title=document.title)
     document.delete()
 
 
@@ -101,13 +103,21 @@ def _title(title: object) -> str:
 def member_set(*, user: Any, document_id: int, member_id: int, role: str) -> DocumentMember:
     """Add a member or change their role (owner only). A document always keeps one owner."""
     document, _ = document_for_user(user=user, document_id=document_id, need=can_manage)
-    return member_upsert(DocumentMember, document, member_id=member_id, role=role, noun="document")
+    member, changed = member_upsert(
+        DocumentMember, document, member_id=member_id, role=role, noun="document"
+    )
+    if changed:
+        audit(
+            "document_member_set", actor=user, document_id=document.pk, user_id=member_id, role=role
+        )
+    return member
 
 
 @transaction.atomic
 def member_remove(*, user: Any, document_id: int, member_id: int) -> None:
     document, _ = document_for_user(user=user, document_id=document_id, need=can_manage)
     member_delete(DocumentMember, document, member_id=member_id, noun="document")
+    audit("document_member_removed", actor=user, document_id=document.pk, user_id=member_id)
 
 
 # --- operations --------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Members with roles on an object (a document, a form): the rules both apps share.
 
-    member = member_upsert(DocumentMember, document, member_id=9, role="editor", noun="document")
+    member, changed = member_upsert(DocumentMember, document, member_id=9, role="editor",
+                                    noun="document")   # changed: added, or a new role
     member_delete(DocumentMember, document, member_id=9, noun="document")
 
 The object has an ``owner`` (a user) and ``updated_at``; its member model has a foreign key to
@@ -30,8 +31,8 @@ def _parent_field(member_model: type[models.Model], parent: models.Model) -> str
 
 def member_upsert(
     member_model: type[models.Model], parent: models.Model, *, member_id: int, role: str, noun: str
-) -> Any:
-    """Add a member or change their role."""
+) -> tuple[Any, bool]:
+    """Add a member or change their role; also whether anything changed."""
     roles = member_model._meta.get_field("role").choices or []
     names = [value for value, _ in roles]
     if role not in names:
@@ -42,12 +43,13 @@ def member_upsert(
     member, created = member_model.objects.select_for_update().get_or_create(  # type: ignore[attr-defined]
         **of_parent, user_id=member_id, defaults={"role": role}
     )
-    if not created and member.role != role:
-        if member.role == OWNER:
-            _keep_an_owner(member_model, parent, leaving=member, noun=noun)
-        member.role = role
-        member.save(update_fields=["role"])
-    return member
+    if created or member.role == role:
+        return member, created
+    if member.role == OWNER:
+        _keep_an_owner(member_model, parent, leaving=member, noun=noun)
+    member.role = role
+    member.save(update_fields=["role"])
+    return member, True
 
 
 def member_delete(

@@ -2,6 +2,7 @@
 
     record(EventKind.LOGIN, Severity.INFO, actor=user, ip=client_ip(request))
     await arecord(EventKind.ANNOUNCEMENT, Severity.INFO, details={"text": "..."})
+    audit("form_deleted", actor=user, form_id=7, title="Sign-up")     # user_activity
     socket_event(scope, EventKind.WS_DENIED, Severity.WARNING, {"close_code": 4403})  # no wait
 
 Staff sockets in the group ``monitoring.events`` get ``monitoring.event.recorded`` frames whose
@@ -127,6 +128,12 @@ def record(
 
 
 arecord = database_sync_to_async(record)
+
+
+def audit(action: str, *, actor: Any, **details: Any) -> SystemEvent:
+    """An audit line for what a user did that matters later (a deletion, access granted or
+    taken away), in the caller's transaction: ``audit("document_deleted", actor=user, id=7)``."""
+    return record(EventKind.USER_ACTIVITY, actor=actor, details={"action": action, **details})
 
 
 def socket_event(

@@ -25,6 +25,7 @@ class EventKind(models.TextChoices):
     SECURITY_ALERT = "security_alert"
     ANNOUNCEMENT = "announcement"
     STAFF_ACTION = "staff_action"
+    USER_ACTIVITY = "user_activity"
 
 
 class Severity(models.TextChoices):

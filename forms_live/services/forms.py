@@ -12,6 +12,7 @@ from forms_live.models import ConflictPolicy, Form, FormMember, Role
 from forms_live.permissions import can_manage
 from forms_live.selectors import form_for_user
 from forms_live.services import checks
+from monitoring.events import audit
 
 
 @transaction.atomic
@@ -39,6 +40,7 @@ def form_delete(*, user: Any, form_id: int) -> None:
     # Comment threads name their target by id, not by foreign key: they go in this transaction.
     target_threads_delete(target_kind="form", target_id=form.pk)
     target_threads_delete(target_kind="form_field", target_id=form.pk)
+    audit("form_deleted", actor=user, form_id=form.pk, title=form.title)
     form.delete()
 
 
@@ -46,10 +48,14 @@ def form_delete(*, user: Any, form_id: int) -> None:
 def member_set(*, user: Any, form_id: int, member_id: int, role: str) -> FormMember:
     """Add a member or change their role (owner only). A form always keeps one owner."""
     form, _ = form_for_user(user=user, form_id=form_id, need=can_manage, lock=True)
-    return member_upsert(FormMember, form, member_id=member_id, role=role, noun="form")
+    member, changed = member_upsert(FormMember, form, member_id=member_id, role=role, noun="form")
+    if changed:
+        audit("form_member_set", actor=user, form_id=form.pk, user_id=member_id, role=role)
+    return member
 
 
 @transaction.atomic
 def member_remove(*, user: Any, form_id: int, member_id: int) -> None:
     form, _ = form_for_user(user=user, form_id=form_id, need=can_manage, lock=True)
     member_delete(FormMember, form, member_id=member_id, noun="form")
+    audit("form_member_removed", actor=user, form_id=form.pk, user_id=member_id)

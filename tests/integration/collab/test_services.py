@@ -12,12 +12,15 @@ from collab import ot
 from collab.models import Document, DocumentMember, DocumentVersion, Operation, Role
 from collab.services import (
     document_create,
+    document_delete,
+    member_remove,
     member_set,
     operation_submit,
     version_create,
     version_restore,
 )
 from config.errors import AppError, ErrorCode
+from monitoring.models import SystemEvent
 from tests.factories import UserFactory
 
 
@@ -238,3 +241,22 @@ def test_a_submit_at_the_current_version_costs_four_queries(django_assert_num_qu
     # BEGIN; lock with role, duplicate check, document update, op insert; COMMIT.
     with django_assert_num_queries(6):
         submit(document, owner, [5, "!"])
+
+
+def test_member_changes_and_deletions_are_audit_lines_and_repeats_are_not(db):
+    owner, editor = UserFactory(), UserFactory()
+    document = document_create(owner=owner, title="Plan")
+    member_set(user=owner, document_id=document.pk, member_id=editor.pk, role=Role.EDITOR)
+    member_set(user=owner, document_id=document.pk, member_id=editor.pk, role=Role.EDITOR)
+    member_remove(user=owner, document_id=document.pk, member_id=editor.pk)
+    document_delete(user=owner, document_id=document.pk)
+
+    events = SystemEvent.objects.filter(kind="user_activity").order_by("id")
+    lines = [(e.actor, e.details) for e in events]
+    assert lines == [
+        (owner, {"action": "document_member_set", "document_id": document.pk,
+                 "user_id": editor.pk, "role": "editor"}),
+        (owner, {"action": "document_member_removed", "document_id": document.pk,
+                 "user_id": editor.pk}),
+        (owner, {"action": "document_deleted", "document_id": document.pk, "title": "Plan"}),
+    ]  # fmt: skip

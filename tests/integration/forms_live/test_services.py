@@ -334,6 +334,23 @@ def test_the_owner_adds_members_and_changes_their_roles(form, owner, editor):
     assert FormMember.objects.filter(form=form).count() == 2
 
 
+def test_member_changes_and_deletions_are_audit_lines_and_repeats_are_not(form, owner, editor):
+    member_set(user=owner, form_id=form.pk, member_id=editor.pk, role="viewer")
+    member_set(user=owner, form_id=form.pk, member_id=editor.pk, role="viewer")  # no change
+    member_remove(user=owner, form_id=form.pk, member_id=editor.pk)
+    form_id = form.pk
+    form_delete(user=owner, form_id=form_id)
+
+    events = SystemEvent.objects.filter(kind="user_activity").order_by("id")
+    lines = [(e.actor, e.details) for e in events]
+    assert lines[1:] == [  # the first: the fixture made the editor
+        (owner, {"action": "form_member_set", "form_id": form_id, "user_id": editor.pk,
+                 "role": "viewer"}),
+        (owner, {"action": "form_member_removed", "form_id": form_id, "user_id": editor.pk}),
+        (owner, {"action": "form_deleted", "form_id": form_id, "title": "Sign-up"}),
+    ]  # fmt: skip
+
+
 def test_only_the_owner_manages_members(form, owner, editor, viewer, stranger):
     def set_by(user):
         return lambda: member_set(user=user, form_id=form.pk, member_id=stranger.pk, role="viewer")
