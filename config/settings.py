@@ -146,6 +146,14 @@ else:
             "NAME": os.environ.get("SQLITE_PATH", str(BASE_DIR / "db.sqlite3")),
         }
     }
+# django-prometheus's wrappers of the same backends count queries, errors and connections per
+# database (django_db_* in /metrics); the backend itself is Django's, unchanged.
+_INSTRUMENTED_BACKENDS = {
+    "django.db.backends.postgresql": "django_prometheus.db.backends.postgresql",
+    "django.db.backends.sqlite3": "django_prometheus.db.backends.sqlite3",
+}
+for _alias in DATABASES.values():
+    _alias["ENGINE"] = _INSTRUMENTED_BACKENDS.get(_alias["ENGINE"], _alias["ENGINE"])
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: channel layer, cache, shared state -------------------------------------------------

@@ -17,7 +17,7 @@ from tests.factories import UserFactory
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     problems = []
-    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    if connections["default"].vendor != "postgresql":
         problems.append(f"DATABASE_URL must point at PostgreSQL, got {os.environ['DATABASE_URL']}")
     try:
         redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=3).ping()

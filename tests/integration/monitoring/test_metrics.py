@@ -95,3 +95,13 @@ async def test_messages_dropped_over_capacity_are_counted():
     finally:
         await layer.flush()
         await layer.close_pools()
+
+
+def test_database_queries_are_counted_per_alias_and_vendor(db):
+    labels = {"alias": "default", "vendor": "postgresql"}
+    before = sample("django_db_execute_total", **labels)
+
+    UserFactory()
+
+    assert sample("django_db_execute_total", **labels) > before
+    assert "django_db_execute_total" in Client().get("/metrics").content.decode()
