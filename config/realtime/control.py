@@ -149,7 +149,9 @@ class WorkerControl:
                 return
             self.state = after
             self.loaded_at = asyncio.get_running_loop().time()
-        await self._apply(before, after)
+            # Under the lock too: a withdrawal applied by the next reload must not overtake
+            # this one's announcement on the sockets it has not reached yet.
+            await self._apply(before, after)
 
     async def _apply(self, before: ControlState, after: ControlState) -> None:
         switched_off = after.disabled_apps - before.disabled_apps
