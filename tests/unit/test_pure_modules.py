@@ -15,6 +15,7 @@ PURE_MODULES = {
     "comments.mentions": "comments/mentions.py",
     "comments.targets": "comments/targets.py",
     "config.errors": "config/errors.py",
+    "config.client.backoff": "config/client/backoff.py",
     "config.realtime.envelope": "config/realtime/envelope.py",
     "config.realtime.groups": "config/realtime/groups.py",
     "config.realtime.ratelimit": "config/realtime/ratelimit.py",

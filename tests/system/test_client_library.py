@@ -1,0 +1,182 @@
+# ruff: noqa: ASYNC109, ASYNC110 - bounded polling waits on client state, by design.
+"""The Python client (config/client) against two real Daphne workers: commands, events,
+reconnecting with a fresh ticket, commands made offline sent once after it, resuming a stream
+with ``since``, and stopping for good on 4404."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.contrib.auth import get_user_model
+
+from collab.models import Role
+from collab.services import document_create, member_set
+from config.client import CommandError, RealtimeClient
+from monitoring.loadtest.workers import Worker
+from tests.system.client import ORIGIN, fetch_ticket, http_request
+from tests.system.conftest import Account
+
+pytestmark = [
+    pytest.mark.system,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.timeout(120),
+]
+
+PRESENCE = "/ws/presence/"
+WAIT = 10.0
+
+
+@pytest.fixture
+def admin(make_account) -> Account:
+    return make_account(is_staff=True, is_superuser=True)
+
+
+def ticket_source(worker: Worker, account: Account, calls: list[str]) -> Callable:
+    async def ticket() -> str:
+        calls.append(account.username)
+        return await fetch_ticket(worker.http_url(), account.token)
+
+    return ticket
+
+
+async def eventually(condition: Callable[[], bool], timeout: float = WAIT) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.05)
+
+
+async def test_commands_are_acked_and_events_reach_their_handlers(worker_a, worker_b, alice, bob):
+    tickets: list[str] = []
+    listener = RealtimeClient(
+        worker_a.ws_url(PRESENCE), ticket=ticket_source(worker_a, alice, tickets), origin=ORIGIN
+    )
+    speaker = RealtimeClient(
+        worker_b.ws_url(PRESENCE), ticket=ticket_source(worker_b, bob, tickets), origin=ORIGIN
+    )
+    heard: list[dict] = []
+    listener.on("presence.signal.received", heard.append)
+    for client in (listener, speaker):
+        await client.start()
+        await client.wait_open()
+
+    joined = await listener.command("presence.room.join", {"room": "lobby.client"})
+    await speaker.command("presence.room.join", {"room": "lobby.client"})
+    await speaker.command(
+        "presence.signal.send", {"room": "lobby.client", "data": {"hello": "there"}}
+    )
+    with pytest.raises(CommandError) as refused:
+        await speaker.command("presence.room.join", {"room": "no room"})
+    await eventually(lambda: bool(heard))
+
+    assert [m["user"]["id"] for m in joined["members"]] == [alice.user_id]
+    assert heard[0]["data"]["data"] == {"hello": "there"}
+    assert refused.value.code == "invalid"
+    assert listener.welcome["user"]["id"] == alice.user_id
+    for client in (listener, speaker):
+        await client.close()
+    assert listener.state == "closed"
+
+
+async def test_after_a_drop_it_reconnects_with_a_new_ticket_and_sends_what_was_queued_once(
+    worker_a, alice, admin
+):
+    tickets: list[str] = []
+    states: list[str] = []
+    client = RealtimeClient(
+        worker_a.ws_url(PRESENCE), ticket=ticket_source(worker_a, alice, tickets), origin=ORIGIN
+    )
+    client.on_state(states.append)
+    await client.start()
+    await client.wait_open()
+
+    # Staff disconnect every socket of alice (4401): the client comes back on its own.
+    status, _, _ = await asyncio.to_thread(
+        http_request,
+        worker_a.http_url(f"/api/monitoring/users/{alice.user_id}/disconnect/"),
+        method="POST",
+        token=admin.token,
+    )
+    await eventually(lambda: client.state != "open")
+    queued = asyncio.ensure_future(
+        client.command("presence.room.join", {"room": "lobby.queued"}, timeout=WAIT)
+    )
+    joined = await queued
+
+    assert status == 202
+    assert [m["user"]["id"] for m in joined["members"]] == [alice.user_id]
+    assert client.connections == 2 and len(tickets) == 2
+    assert states[:4] == ["connecting", "open", "offline", "connecting"]
+    assert client.state == "open"
+    await client.close()
+
+
+async def test_a_resumed_document_stream_arrives_once_and_in_order(worker_a, worker_b, alice, bob):
+    owner = await sync_to_async(_user)(alice)
+    document = await sync_to_async(document_create)(owner=owner, title="Resume")
+    await sync_to_async(member_set)(
+        user=document.owner, document_id=document.pk, member_id=bob.user_id, role=Role.EDITOR
+    )
+    stream = f"collab.doc.{document.pk}"
+    path = f"/ws/collab/documents/{document.pk}/"
+    reader = RealtimeClient(
+        worker_a.ws_url(path),
+        ticket=ticket_source(worker_a, alice, []),
+        origin=ORIGIN,
+        resume=lambda last: {"since": last.get(stream)},
+    )
+    writer = RealtimeClient(worker_b.ws_url(path), ticket=ticket_source(worker_b, bob, []),
+                            origin=ORIGIN)  # fmt: skip
+    versions: list[int] = []
+    reader.on("collab.op.applied", lambda frame: versions.append(frame["seq"]))
+    for client in (reader, writer):
+        await client.start()
+        await client.wait_open()
+
+    text_length = 0  # every op appends one "x": the length is the version
+
+    async def write(n: int) -> None:
+        nonlocal text_length
+        for _ in range(n):
+            op = ["x"] if text_length == 0 else [text_length, "x"]
+            submit = {"version": text_length, "op": op, "client_id": "w", "seq": text_length + 1}
+            text_length = (await writer.command("collab.op.submit", submit))["version"]
+
+    await write(3)
+    await eventually(lambda: versions == [1, 2, 3])
+    await reader._ws.close()  # the reader drops; three more ops while it is away
+    await eventually(lambda: reader.state != "open")
+    await write(3)
+    await reader.wait_open()
+    await write(1)
+    await eventually(lambda: len(versions) >= 7)
+    await asyncio.sleep(0.3)
+
+    assert versions == [1, 2, 3, 4, 5, 6, 7]  # the missed three replayed, nothing twice
+    assert reader.last_seq[stream] == 7 and reader.connections == 2
+    for client in (reader, writer):
+        await client.close()
+
+
+def _user(account: Account):
+    return get_user_model().objects.get(pk=account.user_id)
+
+
+async def test_a_socket_to_an_object_that_is_not_yours_stops_for_good(worker_a, alice):
+    client = RealtimeClient(
+        worker_a.ws_url("/ws/collab/documents/999999/"),
+        ticket=ticket_source(worker_a, alice, tickets := []),
+        origin=ORIGIN,
+    )
+    states: list[str] = []
+    client.on_state(states.append)
+    await client.start()
+    await eventually(lambda: client.state == "closed" and len(states) > 1)
+    await asyncio.sleep(1.0)
+
+    assert len(tickets) == 1  # no retry loop against a 4404
+    with pytest.raises(ConnectionError):
+        await client.command("session.heartbeat", {})
+    await client.close()
