@@ -45,7 +45,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from config.client.backoff import Breaker, backoff_delay
+from config.client.backoff import BASE_SECONDS, CAP_SECONDS, Breaker, backoff_delay
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,8 @@ class RealtimeClient:
         resume: Callable[[dict[str, int]], dict[str, Any]] | None = None,
         open_timeout: float = 10.0,
         breaker: Breaker | None = None,
+        backoff_base: float = BASE_SECONDS,
+        backoff_cap: float = CAP_SECONDS,
     ) -> None:
         self.url = url
         self.ticket = ticket
@@ -83,6 +85,7 @@ class RealtimeClient:
         self.resume = resume
         self.open_timeout = open_timeout
         self.breaker = breaker or Breaker()
+        self.backoff = {"base": backoff_base, "cap": backoff_cap}
         self.state = CLOSED
         self.welcome: dict[str, Any] | None = None
         self.close_code: int | None = None  # of the last socket that closed
@@ -169,6 +172,12 @@ class RealtimeClient:
             self._last_sent[message_type] = now
         return sent
 
+    async def drop(self) -> None:
+        """Cut the socket as a network failure would (no close handshake); the client then
+        reconnects as after any drop."""
+        if self._ws is not None:
+            self._ws.transport.abort()
+
     def mark_input(self) -> None:
         """The user typed, clicked or moved: the next heartbeat says active."""
         self._last_input = time.monotonic()
@@ -204,13 +213,16 @@ class RealtimeClient:
             if not self._closing:
                 self._set_state(OFFLINE)
                 # A socket that was open and dropped: back soon, but not all clients at once.
-                await asyncio.sleep(backoff_delay(failures=0, random=random.random()))  # noqa: S311
+                await asyncio.sleep(self._delay(0))
 
     async def _failed(self, failures: int) -> int:
         self.breaker = self.breaker.failed(now=time.monotonic())
         self._set_state(OFFLINE)
-        await asyncio.sleep(backoff_delay(failures=failures, random=random.random()))  # noqa: S311
+        await asyncio.sleep(self._delay(failures))
         return failures + 1
+
+    def _delay(self, failures: int) -> float:
+        return backoff_delay(failures=failures, random=random.random(), **self.backoff)  # noqa: S311
 
     def _stop(self, code: int | None) -> None:
         self._closing = True

@@ -6,15 +6,17 @@ with ``since``, and stopping for good on 4404."""
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Callable
 
 import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
 
+from collab.client import DocumentSession
 from collab.models import Role
 from collab.services import document_create, member_set
-from config.client import CommandError, RealtimeClient
+from config.client import Breaker, CommandError, RealtimeClient
 from monitoring.loadtest.workers import Worker
 from tests.system.client import ORIGIN, fetch_ticket, http_request
 from tests.system.conftest import Account
@@ -180,3 +182,81 @@ async def test_a_socket_to_an_object_that_is_not_yours_stops_for_good(worker_a, 
     with pytest.raises(ConnectionError):
         await client.command("session.heartbeat", {})
     await client.close()
+
+
+# --- issue 8's acceptance: a 10 s drop mid-typing on both clients ------------------------------
+OFFLINE_SECONDS = 10.0
+KEYSTROKES = 40
+
+
+class Partition:
+    """While on, a client can get no ticket, so it cannot reconnect (as with the network down)."""
+
+    def __init__(self) -> None:
+        self.until = 0.0
+
+    def gate(self, ticket: Callable) -> Callable:
+        async def gated() -> str:
+            if asyncio.get_running_loop().time() < self.until:
+                raise ConnectionError("partitioned")
+            return await ticket()
+
+        return gated
+
+
+async def type_keys(session: DocumentSession, alphabet: str, rng: random.Random) -> None:
+    for key in alphabet:
+        position = rng.randint(0, len(session.text))
+        session.edit([position, key] if position else [key])
+        await asyncio.sleep(0.05)
+
+
+async def test_a_ten_second_drop_mid_typing_loses_no_keystroke_and_all_agree(
+    worker_a, worker_b, alice, bob
+):
+    owner = await sync_to_async(_user)(alice)
+    document = await sync_to_async(document_create)(owner=owner, title="Typing")
+    await sync_to_async(member_set)(
+        user=owner, document_id=document.pk, member_id=bob.user_id, role=Role.EDITOR
+    )
+    path = f"/ws/collab/documents/{document.pk}/"
+    partition = Partition()
+    sessions = [
+        DocumentSession(
+            worker.ws_url(path),
+            client_id=name,
+            ticket=partition.gate(ticket_source(worker, account, [])),
+            origin=ORIGIN,
+            backoff_cap=1.0,  # back within a second of the partition ending, not 30
+            breaker=Breaker(threshold=1000),
+        )
+        for name, worker, account in (("a", worker_a, alice), ("b", worker_b, bob))
+    ]
+    for session in sessions:
+        await session.start()
+    # Distinct keys, so "every keystroke present once" is a count of each character.
+    keys = ["".join(chr(0x4E00 + i) for i in range(KEYSTROKES)),
+            "".join(chr(0x3040 + i) for i in range(KEYSTROKES))]  # fmt: skip
+    typing = [
+        asyncio.ensure_future(type_keys(s, k, random.Random(n)))
+        for n, (s, k) in enumerate(zip(sessions, keys, strict=True))
+    ]
+    await asyncio.sleep(0.6)  # a dozen keys in: both drop, mid-typing, for ten seconds
+    partition.until = asyncio.get_running_loop().time() + OFFLINE_SECONDS
+    for session in sessions:
+        await session.client.drop()
+    await eventually(lambda: all(s.client.state != "open" for s in sessions))
+    await asyncio.gather(*typing)  # the rest is typed offline
+    offline_still = all(s.client.state != "open" for s in sessions)
+    for session in sessions:
+        await session.settled(timeout=60)
+    await eventually(lambda: sessions[0].version == sessions[1].version)
+    stored = await sync_to_async(lambda: type(document).objects.get(pk=document.pk))()
+
+    assert offline_still
+    assert sessions[0].text == sessions[1].text == stored.content
+    assert sorted(stored.content) == sorted(keys[0] + keys[1])  # each keystroke exactly once
+    assert all(s.client.connections == 2 for s in sessions)
+    assert [s.errors for s in sessions] == [[], []]
+    for session in sessions:
+        await session.close()
