@@ -50,12 +50,14 @@ _SEVERITY = {
 }
 
 
+def _tell_workers_on_commit(message: dict[str, Any]) -> None:
+    # robust: the change is committed (and every worker reloads the state within the refresh
+    # interval anyway), so a channel layer that is down must not make the request an error.
+    transaction.on_commit(lambda: async_to_sync(control.control_send)(message), robust=True)
+
+
 def _reload_workers_on_commit() -> None:
-    # robust: the change is committed and every worker reloads it within the refresh interval
-    # anyway, so a channel layer that is down must not turn the staff request into an error.
-    transaction.on_commit(
-        lambda: async_to_sync(control.control_send)({"action": "reload"}), robust=True
-    )
+    _tell_workers_on_commit({"action": "reload"})
 
 
 # --- app switches ------------------------------------------------------------------------------
@@ -65,9 +67,13 @@ def app_switches() -> list[AppSwitch]:
     return [found.get(app) or AppSwitch(app=app) for app in sorted(RealtimeApp.values)]
 
 
-def app_switch_get(*, app: str) -> AppSwitch:
+def _check_app(app: str) -> None:
     if app not in RealtimeApp.values:
         raise AppError(ErrorCode.NOT_FOUND, "No such real-time app.")
+
+
+def app_switch_get(*, app: str) -> AppSwitch:
+    _check_app(app)
     return AppSwitch.objects.select_related("changed_by").filter(app=app).first() or AppSwitch(
         app=app
     )
@@ -78,7 +84,7 @@ def app_switch_set(
     *, app: str, enabled: bool, reason: str = "", by: Any, ip: str | None = None
 ) -> AppSwitch:
     """Switch an app's sockets off (closed and refused with 4503 on every worker) or on."""
-    app_switch_get(app=app)  # the same 404 for an unknown app as the read
+    _check_app(app)  # the same 404 for an unknown app as the read
     if len(reason) > MAX_REASON:
         raise AppError(ErrorCode.INVALID, f"'reason' is at most {MAX_REASON} characters.")
     switch, _ = AppSwitch.objects.select_for_update().get_or_create(app=app)
@@ -190,8 +196,7 @@ def user_disconnect(*, user_id: int, by: Any, ip: str | None = None) -> Any:
         raise AppError(ErrorCode.NOT_FOUND, "No such user.")
     details = {"action": "user_disconnected", "user_id": user.pk, "username": user.get_username()}
     record(EventKind.STAFF_ACTION, Severity.WARNING, actor=by, ip=ip, details=details)
-    message = {"action": "disconnect_user", "user_id": user.pk}
-    transaction.on_commit(lambda: async_to_sync(control.control_send)(message), robust=True)
+    _tell_workers_on_commit({"action": "disconnect_user", "user_id": user.pk})
     return user
 
 
