@@ -6,8 +6,11 @@ with ``since``, and stopping for good on 4404."""
 from __future__ import annotations
 
 import asyncio
+import json
 import random
+import shutil
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -260,3 +263,48 @@ async def test_a_ten_second_drop_mid_typing_loses_no_keystroke_and_all_agree(
     assert [s.errors for s in sessions] == [[], []]
     for session in sessions:
         await session.close()
+
+
+# --- the same with the browser client (config/realtime/static/realtime/client.js) in Node -------
+JS_TYPING = Path(__file__).parent / "js" / "typing.mjs"
+
+
+async def test_the_browser_client_survives_a_ten_second_drop_mid_typing_too(
+    worker_a, worker_b, alice, bob
+):
+    owner = await sync_to_async(_user)(alice)
+    document = await sync_to_async(document_create)(owner=owner, title="Typing in JS")
+    await sync_to_async(member_set)(
+        user=owner, document_id=document.pk, member_id=bob.user_id, role=Role.EDITOR
+    )
+    path = f"/ws/collab/documents/{document.pk}/"
+    keys = [
+        "".join(chr(0x4E00 + i) for i in range(KEYSTROKES)),
+        "".join(chr(0x1F600 + i) for i in range(KEYSTROKES)),
+    ]  # astral: two UTF-16 units
+    sides = [
+        {"name": name, "ws": worker.ws_url(path), "http": worker.http_url("").rstrip("/"),
+         "token": account.token, "keys": key}
+        for name, worker, account, key in (("a", worker_a, alice, keys[0]),
+                                           ("b", worker_b, bob, keys[1]))
+    ]  # fmt: skip
+    params = {"sides": sides, "origin": ORIGIN, "offline_seconds": OFFLINE_SECONDS, "seed": 7}
+    node = shutil.which("node")
+    assert node, "node is needed (.ci/services installs it)"
+
+    process = await asyncio.create_subprocess_exec(
+        node, "--experimental-websocket", "--no-warnings", str(JS_TYPING),
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(json.dumps(params).encode()), 90)
+    stored = await sync_to_async(lambda: type(document).objects.get(pk=document.pk))()
+
+    assert process.returncode == 0, err.decode()
+    result = json.loads(out)
+    assert result["offlineStill"]
+    assert result["texts"] == [stored.content, stored.content]
+    assert result["versions"] == [stored.version, stored.version]
+    assert sorted(stored.content) == sorted(keys[0] + keys[1])  # each keystroke exactly once
+    assert result["connections"] == [2, 2]
+    assert result["errors"] == [[], []]
