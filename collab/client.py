@@ -23,6 +23,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from collab import ot
 from collab.otclient import Editor
 from config.client import RealtimeClient
 
@@ -70,6 +71,8 @@ class DocumentSession:
         """Apply a local edit now; it reaches the server when the op before it is acked."""
         if self.editor is None:
             raise RuntimeError("no snapshot yet: await start() first")
+        if not ot.normalize(op):
+            return  # changes nothing: no op to send
         self._submit(self.editor.edit(op))
 
     async def settled(self, timeout: float = 30.0) -> None:  # noqa: ASYNC109

@@ -441,6 +441,7 @@ export class DocumentSession {
 
   edit(op) {
     if (!this.editor) throw new Error("no snapshot yet");
+    if (ot.normalize(op).length === 0) return; // nothing changed (an input event with no edit)
     this._submit(this.editor.edit(op));
     this._changed("local");
   }
