@@ -1,7 +1,9 @@
 """HTTP routes: admin, the REST API composed from each app, schema and docs, health, metrics."""
 
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from monitoring.views import healthz, metrics, readyz
@@ -18,6 +20,10 @@ api_patterns = [
 ]
 
 urlpatterns = [
+    path("", RedirectView.as_view(url="/documents/", permanent=False)),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("documents/", include("collab.page_urls")),
     path("admin/", admin.site.urls),
     path("api/", include(api_patterns)),
     path("healthz", healthz, name="healthz"),

@@ -1,0 +1,94 @@
+"""End-to-end fixtures: two real Daphne workers that accept their own pages' origins, and
+headless Chromium (Debian's `chromium`, driven by Playwright) with a context per user.
+
+Screenshots go to ``.artifacts/e2e/`` (kept by CI as artifacts, ignored by git).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+
+from monitoring.loadtest.workers import Worker, free_port, start_worker, stop_worker, wait_healthy
+from tests.factories import PASSWORD
+from tests.system.conftest import Account, worker_env
+from tests.system.conftest import make_account as make_account  # re-exported: a fixture
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / ".artifacts" / "e2e"
+
+
+@pytest.fixture(scope="session")
+def page_workers(django_db_setup: None) -> Iterator[list[Worker]]:
+    """Two workers whose pages open sockets to themselves, so each allows its own origin."""
+    ports = [free_port(), free_port()]
+    origins = ",".join(f"http://127.0.0.1:{port}" for port in ports)
+    env = {
+        **worker_env(),
+        "DJANGO_WS_ALLOWED_ORIGINS": origins,
+        "DJANGO_CSRF_TRUSTED_ORIGINS": origins,
+    }
+    log_dir = Path(tempfile.mkdtemp(prefix="e2e-daphne-"))
+    workers = [start_worker(env, log_dir=log_dir, port=port) for port in ports]
+    try:
+        for worker in workers:
+            wait_healthy(worker)
+        yield workers
+    finally:
+        for worker in workers:
+            stop_worker(worker)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Per module, not per session: Playwright's sync API keeps an event loop running in this
+    thread while it is open, and the tests that run after these need none there."""
+    executable = shutil.which("chromium")
+    assert executable, "Debian's chromium is needed for the e2e tests (.ci/run installs it)"
+    # With that loop running, Django refuses ORM calls from this thread unless told it is safe:
+    # it is here, the test's own queries are the only ones on it.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=executable, headless=True)
+            yield browser
+            browser.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture
+def contexts(browser: Browser) -> Iterator[list[BrowserContext]]:
+    """Fresh browser contexts (separate cookies: separate users); closed after the test."""
+    opened: list[BrowserContext] = []
+    yield opened
+    for context in opened:
+        context.close()
+
+
+def sign_in(
+    contexts: list[BrowserContext], browser: Browser, worker: Worker, account: Account
+) -> Page:
+    context = browser.new_context(viewport={"width": 1000, "height": 700})
+    contexts.append(context)
+    page = context.new_page()
+    page.goto(worker.http_url("/accounts/login/"))
+    page.get_by_label("Username").fill(account.username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/documents/")
+    return page
+
+
+def screenshot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)

@@ -1,0 +1,64 @@
+"""Two users in two browser contexts, on two workers, edit one document in the editor page."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from django.contrib.auth import get_user_model
+from playwright.sync_api import expect
+
+from collab.models import Document, Role
+from collab.services import document_create, member_set
+from tests.e2e.conftest import screenshot, sign_in
+
+pytestmark = [pytest.mark.system, pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
+WAIT_MS = 10_000
+
+
+@pytest.fixture
+def shared_document(make_account):
+    alice, bob = make_account(), make_account()
+
+    def create():
+        owner = get_user_model().objects.get(pk=alice.user_id)
+        document = document_create(owner=owner, title="Trip plan", content="Day 1: ")
+        member_set(user=owner, document_id=document.pk, member_id=bob.user_id, role=Role.EDITOR)
+        return document
+
+    # In a thread of its own: the services broadcast after commit through async_to_sync, which
+    # refuses this thread while Playwright's loop runs in it.
+    with ThreadPoolExecutor(1) as thread:
+        return thread.submit(create).result(), alice, bob
+
+
+def test_typing_in_one_editor_appears_in_the_other(
+    page_workers, browser, contexts, shared_document
+):
+    document, alice, bob = shared_document
+    pages = [
+        sign_in(contexts, browser, w, a) for w, a in zip(page_workers, (alice, bob), strict=True)
+    ]
+    for page, worker in zip(pages, page_workers, strict=True):
+        page.goto(worker.http_url(f"/documents/{document.pk}/"))
+        expect(page.locator("#connection-state")).to_have_text("open", timeout=WAIT_MS)
+        expect(page.get_by_label("Text")).to_have_value("Day 1: ", timeout=WAIT_MS)
+    alice_page, bob_page = pages
+
+    alice_editor = alice_page.get_by_label("Text")
+    alice_editor.click()
+    alice_editor.press("End")
+    alice_editor.press_sequentially("museum 👋", delay=40)
+    expect(bob_page.get_by_label("Text")).to_have_value("Day 1: museum 👋", timeout=WAIT_MS)
+    bob_editor = bob_page.get_by_label("Text")
+    bob_editor.click()
+    bob_editor.press("End")
+    bob_editor.press_sequentially(", lunch", delay=40)
+    expect(alice_editor).to_have_value("Day 1: museum 👋, lunch", timeout=WAIT_MS)
+    expect(bob_page.locator("#members")).to_contain_text(alice.username, timeout=WAIT_MS)
+    screenshot(alice_page, "editor-alice")
+    screenshot(bob_page, "editor-bob")
+
+    document.refresh_from_db()
+    assert document.content == "Day 1: museum 👋, lunch"
+    assert Document.objects.get(pk=document.pk).content == alice_editor.input_value()
