@@ -62,3 +62,37 @@ def test_typing_in_one_editor_appears_in_the_other(
     document.refresh_from_db()
     assert document.content == "Day 1: museum 👋, lunch"
     assert Document.objects.get(pk=document.pk).content == alice_editor.input_value()
+
+
+def test_a_comment_a_reply_and_a_reaction_appear_live(
+    page_workers, browser, contexts, shared_document
+):
+    document, alice, bob = shared_document
+    pages = [
+        sign_in(contexts, browser, w, a) for w, a in zip(page_workers, (alice, bob), strict=True)
+    ]
+    for page, worker in zip(pages, page_workers, strict=True):
+        page.goto(worker.http_url(f"/documents/{document.pk}/"))
+        expect(page.locator("#connection-state")).to_have_text("open", timeout=WAIT_MS)
+    alice_page, bob_page = pages
+    # Bob's notifications socket watches the document: new threads reach him live.
+    expect(bob_page.locator("#comments[data-watching=true]")).to_have_count(1, timeout=WAIT_MS)
+
+    alice_page.get_by_label("New comment").fill("Check the dates")
+    alice_page.get_by_role("button", name="Comment").click()
+    thread = bob_page.get_by_role("button", name=f"Thread by {alice.username}")
+    expect(thread).to_be_visible(timeout=WAIT_MS)
+    thread.click()
+    expect(bob_page.get_by_label("Comments in this thread")).to_contain_text(
+        "Check the dates", timeout=WAIT_MS
+    )
+    bob_page.get_by_role("button", name="like (0)").click()
+    expect(alice_page.get_by_role("button", name="like (1)")).to_be_visible(timeout=WAIT_MS)
+    bob_page.get_by_label("Reply").press_sequentially("Looks good", delay=30)
+    expect(alice_page.locator(".typing")).to_contain_text(bob.username, timeout=WAIT_MS)
+    bob_page.get_by_role("button", name="Reply").click()
+    expect(alice_page.get_by_label("Comments in this thread")).to_contain_text(
+        "Looks good", timeout=WAIT_MS
+    )
+    screenshot(alice_page, "comments-alice")
+    screenshot(bob_page, "comments-bob")
