@@ -70,7 +70,6 @@ export class CommandError extends Error {
 }
 
 const seconds = () => performance.now() / 1000;
-const sleep = (s) => new Promise((resolve) => setTimeout(resolve, s * 1000));
 
 function absoluteUrl(path) {
   if (/^wss?:/.test(path)) return new URL(path);
@@ -103,6 +102,14 @@ export class RealtimeClient {
     this._lastInput = 0;
     this._lastBeat = seconds();
     this._lastSent = new Map();
+    this._wake = null; // ends the current wait between attempts early
+    // The browser says the network is back: try at once rather than after the backoff (or an
+    // open breaker's cooldown) that the failures while offline ran up.
+    globalThis.addEventListener?.("online", () => {
+      this.breaker.succeeded();
+      this._failures = 0;
+      this._wake?.();
+    });
   }
 
   on(type, handler) {
@@ -200,13 +207,23 @@ export class RealtimeClient {
   }
 
   // --- the connection loop -------------------------------------------------------------------
+  _pause(seconds) {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, seconds * 1000);
+      this._wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    }).finally(() => (this._wake = null));
+  }
+
   async _run() {
-    let failures = 0;
+    this._failures = 0;
     while (!this._closing) {
       const now = seconds();
       if (!this.breaker.allows(now)) {
         this._setState("offline");
-        await sleep(this.breaker.openUntil - now);
+        await this._pause(this.breaker.openUntil - now);
         continue;
       }
       this._setState("connecting");
@@ -217,17 +234,18 @@ export class RealtimeClient {
         if (TERMINAL_CLOSE_CODES.has(error.closeCode)) return this._stop(error.closeCode);
         this.breaker.failed(seconds());
         this._setState("offline");
-        await sleep(backoffDelay(failures, Math.random(), this.backoff.base, this.backoff.cap));
-        failures += 1;
+        const failures = this._failures;
+        this._failures += 1;
+        await this._pause(backoffDelay(failures, Math.random(), this.backoff.base, this.backoff.cap));
         continue;
       }
-      failures = 0;
+      this._failures = 0;
       this.breaker.succeeded();
       await this._serve(ws);
       if (TERMINAL_CLOSE_CODES.has(this.closeCode)) return this._stop(this.closeCode);
       if (!this._closing) {
         this._setState("offline");
-        await sleep(backoffDelay(0, Math.random(), this.backoff.base, this.backoff.cap));
+        await this._pause(backoffDelay(0, Math.random(), this.backoff.base, this.backoff.cap));
       }
     }
   }

@@ -153,3 +153,37 @@ def test_the_editor_follows_the_same_history_as_the_python_one():
     )
 
     assert got == [python_run(h) for h in histories]
+
+
+def test_the_network_coming_back_ends_the_wait_at_once():
+    """After failures ran the backoff up (and opened the breaker), the browser's "online"
+    event makes the next attempt go now, not after the wait."""
+    got = run_node(
+        """
+        const listeners = {};
+        globalThis.addEventListener = (name, handler) => (listeners[name] = handler);
+        const attempts = [];
+        const client = new c.RealtimeClient("ws://127.0.0.1:9/", {
+          socketFactory: () => {
+            attempts.push(performance.now());
+            const socket = { close() {} };
+            setTimeout(() => socket.onclose?.({ code: 1006 }), 0);  // refused at once
+            return socket;
+          },
+          backoffBase: 60, backoffCap: 60,  // a minute between attempts, were it not for "online"
+          breaker: new c.Breaker({ threshold: 2, cooldown: 60 }),
+        });
+        client.start();
+        await new Promise((r) => setTimeout(r, 200));
+        const before = attempts.length;
+        const breakerOpen = client.breaker.state(performance.now() / 1000);
+        listeners.online();
+        await new Promise((r) => setTimeout(r, 200));
+        client.close();
+        process.stdout.write(JSON.stringify({ before, after: attempts.length, breakerOpen }));
+        process.exit(0);
+        """,
+        None,
+    )
+
+    assert got["after"] > got["before"] >= 1
