@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import connections
-from playwright.sync_api import expect
+from playwright.sync_api import Page, expect
 
 from collab.models import Document, Role
 from collab.services import document_create, member_set
@@ -38,18 +38,25 @@ def shared_document(make_account):
         return thread.submit(create).result(), alice, bob
 
 
+def open_for_both(page_workers, browser, contexts, shared_document) -> list[Page]:
+    """Alice on worker A and Bob on worker B, signed in, on the document, their sockets open."""
+    document, alice, bob = shared_document
+    pages = []
+    for worker, account in zip(page_workers, (alice, bob), strict=True):
+        page = sign_in(contexts, browser, worker, account)
+        page.goto(worker.http_url(f"/documents/{document.pk}/"))
+        expect(page.locator("#connection-state")).to_have_text("open", timeout=WAIT_MS)
+        pages.append(page)
+    return pages
+
+
 def test_typing_in_one_editor_appears_in_the_other(
     page_workers, browser, contexts, shared_document
 ):
-    document, alice, bob = shared_document
-    pages = [
-        sign_in(contexts, browser, w, a) for w, a in zip(page_workers, (alice, bob), strict=True)
-    ]
-    for page, worker in zip(pages, page_workers, strict=True):
-        page.goto(worker.http_url(f"/documents/{document.pk}/"))
-        expect(page.locator("#connection-state")).to_have_text("open", timeout=WAIT_MS)
+    document, alice, _ = shared_document
+    alice_page, bob_page = open_for_both(page_workers, browser, contexts, shared_document)
+    for page in (alice_page, bob_page):
         expect(page.get_by_label("Text")).to_have_value("Day 1: ", timeout=WAIT_MS)
-    alice_page, bob_page = pages
 
     alice_editor = alice_page.get_by_label("Text")
     alice_editor.click()
@@ -73,14 +80,8 @@ def test_typing_in_one_editor_appears_in_the_other(
 def test_a_comment_a_reply_and_a_reaction_appear_live(
     page_workers, browser, contexts, shared_document
 ):
-    document, alice, bob = shared_document
-    pages = [
-        sign_in(contexts, browser, w, a) for w, a in zip(page_workers, (alice, bob), strict=True)
-    ]
-    for page, worker in zip(pages, page_workers, strict=True):
-        page.goto(worker.http_url(f"/documents/{document.pk}/"))
-        expect(page.locator("#connection-state")).to_have_text("open", timeout=WAIT_MS)
-    alice_page, bob_page = pages
+    _, alice, bob = shared_document
+    alice_page, bob_page = open_for_both(page_workers, browser, contexts, shared_document)
     # Bob's notifications socket watches the document: new threads reach him live.
     expect(bob_page.locator("#comments[data-watching=true]")).to_have_count(1, timeout=WAIT_MS)
 

@@ -17,7 +17,7 @@ from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
 
 from collab.client import DocumentSession
-from collab.models import Role
+from collab.models import Document, Role
 from collab.services import document_create, member_set
 from config.client import Breaker, CommandError, RealtimeClient
 from monitoring.loadtest.workers import Worker
@@ -51,6 +51,15 @@ async def eventually(condition: Callable[[], bool], timeout: float = WAIT) -> No
     async with asyncio.timeout(timeout):
         while not condition():
             await asyncio.sleep(0.05)
+
+
+@sync_to_async
+def shared_document(owner: Account, editor: Account, title: str) -> Document:
+    """A document ``owner`` owns and ``editor`` may edit, committed for the workers."""
+    user = get_user_model().objects.get(pk=owner.user_id)
+    document = document_create(owner=user, title=title)
+    member_set(user=user, document_id=document.pk, member_id=editor.user_id, role=Role.EDITOR)
+    return document
 
 
 async def test_commands_are_acked_and_events_reach_their_handlers(worker_a, worker_b, alice, bob):
@@ -119,11 +128,7 @@ async def test_after_a_drop_it_reconnects_with_a_new_ticket_and_sends_what_was_q
 
 
 async def test_a_resumed_document_stream_arrives_once_and_in_order(worker_a, worker_b, alice, bob):
-    owner = await sync_to_async(_user)(alice)
-    document = await sync_to_async(document_create)(owner=owner, title="Resume")
-    await sync_to_async(member_set)(
-        user=document.owner, document_id=document.pk, member_id=bob.user_id, role=Role.EDITOR
-    )
+    document = await shared_document(alice, bob, "Resume")
     stream = f"collab.doc.{document.pk}"
     path = f"/ws/collab/documents/{document.pk}/"
     reader = RealtimeClient(
@@ -163,10 +168,6 @@ async def test_a_resumed_document_stream_arrives_once_and_in_order(worker_a, wor
     assert reader.last_seq[stream] == 7 and reader.connections == 2
     for client in (reader, writer):
         await client.close()
-
-
-def _user(account: Account):
-    return get_user_model().objects.get(pk=account.user_id)
 
 
 async def test_a_socket_to_an_object_that_is_not_yours_stops_for_good(worker_a, alice):
@@ -217,11 +218,7 @@ async def type_keys(session: DocumentSession, alphabet: str, rng: random.Random)
 async def test_a_ten_second_drop_mid_typing_loses_no_keystroke_and_all_agree(
     worker_a, worker_b, alice, bob
 ):
-    owner = await sync_to_async(_user)(alice)
-    document = await sync_to_async(document_create)(owner=owner, title="Typing")
-    await sync_to_async(member_set)(
-        user=owner, document_id=document.pk, member_id=bob.user_id, role=Role.EDITOR
-    )
+    document = await shared_document(alice, bob, "Typing")
     path = f"/ws/collab/documents/{document.pk}/"
     partition = Partition()
     sessions = [
@@ -272,11 +269,7 @@ JS_TYPING = Path(__file__).parent / "js" / "typing.mjs"
 async def test_the_browser_client_survives_a_ten_second_drop_mid_typing_too(
     worker_a, worker_b, alice, bob
 ):
-    owner = await sync_to_async(_user)(alice)
-    document = await sync_to_async(document_create)(owner=owner, title="Typing in JS")
-    await sync_to_async(member_set)(
-        user=owner, document_id=document.pk, member_id=bob.user_id, role=Role.EDITOR
-    )
+    document = await shared_document(alice, bob, "Typing in JS")
     path = f"/ws/collab/documents/{document.pk}/"
     keys = [
         "".join(chr(0x4E00 + i) for i in range(KEYSTROKES)),

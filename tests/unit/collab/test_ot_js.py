@@ -3,31 +3,26 @@
 transform_cursor and the UTF-16 conversions, on random documents with astral characters.
 
 Node runs the module once for a batch of cases (a process per case would take minutes).
-Node is part of the test environment: .ci/run installs it where it is missing.
 """
 
 from __future__ import annotations
 
 import json
 import random
-import shutil
-import subprocess
 from pathlib import Path
 
 from django.contrib.staticfiles import finders
 
 from collab import ot
+from tests.unit import node
 
 ROOT = Path(__file__).resolve().parents[3]
 MODULE = ROOT / "config/realtime/static/realtime/ot.js"
 CASES = 400
 ALPHABET = "ab xyé中👋🎉"  # one- and two-unit characters in UTF-16
 
-RUNNER = """
-import * as ot from %s;
-let input = "";
-for await (const chunk of process.stdin) input += chunk;
-const out = JSON.parse(input).map((c) => ({
+COMPARED = """
+const out = data.map((c) => ({
   apply: ot.apply(c.doc, c.a),
   normalize: ot.normalize(c.a),
   compose: ot.compose(c.a, c.b_after_a),
@@ -96,41 +91,28 @@ def expected(c: dict) -> dict:
     }
 
 
+IMPORT = f"import * as ot from {json.dumps(MODULE.as_uri())};"
+
+
 def test_the_browser_and_the_server_transform_alike():
-    node = shutil.which("node")
-    assert node, "node is needed for the JavaScript client's tests (.ci/run installs it)"
     rng = random.Random(20261206)
     cases = [case(rng) for _ in range(CASES)]
-    script = RUNNER % json.dumps(MODULE.as_uri())
 
-    result = subprocess.run(
-        [node, "--input-type=module", "-e", script],
-        input=json.dumps(cases),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    got = node.run_node(IMPORT, COMPARED, cases)
 
-    assert result.returncode == 0, result.stderr
-    for c, got in zip(cases, json.loads(result.stdout), strict=True):
-        assert got == expected(c), c
+    for c, result in zip(cases, got, strict=True):
+        assert result == expected(c), c
 
 
 def test_the_tie_and_the_convergence_example_of_the_module_docstrings():
-    node = shutil.which("node")
-    assert node
-    script = (
-        f"import * as ot from {json.dumps(MODULE.as_uri())};"
-        'console.log(JSON.stringify([ot.apply("Hello world", [6, -5, "there"]),'
+    got = node.run_node(
+        IMPORT,
+        'process.stdout.write(JSON.stringify([ot.apply("Hello world", [6, -5, "there"]),'
         ' ot.transform(["a"], ["b"], "left"), ot.transform(["b"], ["a"], "right"),'
-        ' ot.apply("a👋b", [2, -1, "c"])]));'
-    )
-    out = subprocess.run(
-        [node, "--input-type=module", "-e", script], capture_output=True, text=True, timeout=30
+        ' ot.apply("a👋b", [2, -1, "c"])]));',
     )
 
-    assert json.loads(out.stdout) == ["Hello there", ["a"], [1, "b"], "a👋c"], out.stderr
+    assert got == ["Hello there", ["a"], [1, "b"], "a👋c"]
 
 
 def test_the_module_is_a_static_file_the_site_serves():

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
-import subprocess
 from pathlib import Path
 
 from collab import ot
 from collab.otclient import Editor
 from config.client.backoff import Breaker, backoff_delay
+from tests.unit import node
 
 ROOT = Path(__file__).resolve().parents[4]
 CLIENT = (ROOT / "config/realtime/static/realtime/client.js").as_uri()
@@ -20,23 +19,7 @@ ALPHABET = "ab xé中👋"
 
 
 def run_node(body: str, data: object) -> object:
-    node = shutil.which("node")
-    assert node, "node is needed for the JavaScript client's tests (.ci/services installs it)"
-    script = (
-        f"import * as c from {json.dumps(CLIENT)};\n"
-        'let input = ""; for await (const chunk of process.stdin) input += chunk;\n'
-        "const data = JSON.parse(input);\n" + body
-    )
-    result = subprocess.run(
-        [node, "--input-type=module", "-e", script],
-        input=json.dumps(data),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    return node.run_node(f"import * as c from {json.dumps(CLIENT)};", body, data)
 
 
 def text(rng: random.Random, most: int = 10) -> str:
