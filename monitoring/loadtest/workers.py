@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -124,7 +124,11 @@ def stop_worker(worker: Worker, timeout: float = 10.0) -> None:
 
 @contextlib.contextmanager
 def daphne_workers(
-    count: int, env: Mapping[str, str | None], *, log_dir: Path | None = None
+    count: int,
+    env: Mapping[str, str | None],
+    *,
+    log_dir: Path | None = None,
+    ports: Sequence[int] | None = None,
 ) -> Iterator[list[Worker]]:
     log_dir = log_dir or Path(tempfile.mkdtemp(prefix="daphne-logs-"))
     if "PROMETHEUS_MULTIPROC_DIR" not in env:
@@ -132,7 +136,9 @@ def daphne_workers(
         # (monitoring.metrics). Pass None to run each worker with its own registry.
         metrics_dir = Path(tempfile.mkdtemp(prefix="prometheus-", dir=log_dir))
         env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
-    workers = [start_worker(env, log_dir=log_dir) for _ in range(count)]
+    # ports: when they must be known before the start (pages that name their own origin).
+    chosen = list(ports) if ports is not None else [None] * count
+    workers = [start_worker(env, log_dir=log_dir, port=port) for port in chosen]
     try:
         for worker in workers:
             wait_healthy(worker)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
-from monitoring.loadtest.workers import Worker, free_port, start_worker, stop_worker, wait_healthy
+from monitoring.loadtest.workers import Worker, daphne_workers, free_port
 from tests.factories import PASSWORD
 from tests.system.conftest import Account, worker_env
 from tests.system.conftest import make_account as make_account  # re-exported: a fixture
@@ -34,14 +34,8 @@ def page_workers(django_db_setup: None) -> Iterator[list[Worker]]:
         "DJANGO_CSRF_TRUSTED_ORIGINS": origins,
     }
     log_dir = Path(tempfile.mkdtemp(prefix="e2e-daphne-"))
-    workers = [start_worker(env, log_dir=log_dir, port=port) for port in ports]
-    try:
-        for worker in workers:
-            wait_healthy(worker)
+    with daphne_workers(2, env, log_dir=log_dir, ports=ports) as workers:
         yield workers
-    finally:
-        for worker in workers:
-            stop_worker(worker)
 
 
 @pytest.fixture(scope="module")
