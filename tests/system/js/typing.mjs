@@ -25,6 +25,14 @@ function session(side) {
     breaker: new Breaker({ threshold: 1000 }),
   });
   const doc = new DocumentSession(client, { clientId: side.name });
+  doc.closes = []; // each socket's close code, and whether it came before the drop
+  let previous = null;
+  client.onState((state) => {
+    if (previous === "open" && state !== "open") {
+      doc.closes.push({ code: client.closeCode, beforeDrop: partitionedUntil === 0 });
+    }
+    previous = state;
+  });
   client.start();
   return doc;
 }
@@ -51,6 +59,7 @@ const typing = docs.map(async (doc, n) => {
 });
 await new Promise((r) => setTimeout(r, 600));
 partitionedUntil = performance.now() + p.offline_seconds * 1000;
+const connectionsBeforeDrop = docs.map((d) => d.client.connections);
 for (const doc of docs) doc.client.drop();
 await until(() => docs.every((d) => d.client.state !== "open"), 5, "the drop");
 await Promise.all(typing);
@@ -62,7 +71,8 @@ process.stdout.write(
     offlineStill,
     texts: docs.map((d) => d.text),
     versions: docs.map((d) => d.version),
-    connections: docs.map((d) => d.client.connections),
+    connectionsAfterDrop: docs.map((d, n) => d.client.connections - connectionsBeforeDrop[n]),
+    closes: docs.map((d) => d.closes),
     errors: docs.map((d) => d.errors.map(String)),
   }),
 );
