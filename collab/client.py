@@ -130,13 +130,17 @@ class DocumentSession:
         self._progress.set()
 
     async def _send(self, submit: dict[str, Any]) -> None:
+        def acked(reply: dict[str, Any]) -> None:
+            # As the ack is read, not when this task resumes: by then the ops committed after
+            # ours may have arrived, and the editor must see our ack before them.
+            if reply["type"] == "ack":
+                assert self.editor is not None
+                self._submit(self.editor.ack(reply["data"]["version"], seq=submit["seq"]))
+
         try:
-            ack = await self.client.command(
-                "collab.op.submit", submit, timeout=SUBMIT_TIMEOUT_SECONDS
+            await self.client.command(
+                "collab.op.submit", submit, timeout=SUBMIT_TIMEOUT_SECONDS, on_reply=acked
             )
         except Exception as error:  # rejected (invalid, conflict) or the client closed
             self.errors.append(error)
             log.warning("an op was not accepted: %r", error)
-            return
-        assert self.editor is not None
-        self._submit(self.editor.ack(ack["version"], seq=submit["seq"]))

@@ -91,8 +91,10 @@ class RealtimeClient:
         self.close_code: int | None = None  # of the last socket that closed
         self.last_seq: dict[str, int] = {}
         self.connections = 0  # sockets opened so far
+        self.sent_on_open = 0  # commands sent as a socket opened: queued offline or unanswered
         self._ws: ClientConnection | None = None
-        self._pending: dict[str, tuple[str, asyncio.Future[dict[str, Any]]]] = {}
+        # command id -> (frame, future of the reply, on_reply)
+        self._pending: dict[str, tuple[str, asyncio.Future[dict[str, Any]], Handler | None]] = {}
         self._ids = itertools.count(1)
         self._handlers: dict[str, list[Handler]] = {}
         self._state_handlers: list[Callable[[str], Any]] = []
@@ -133,16 +135,26 @@ class RealtimeClient:
         self._set_state(CLOSED)
 
     async def command(
-        self, message_type: str, data: dict[str, Any] | None = None, *, timeout: float = 10.0
+        self,
+        message_type: str,
+        data: dict[str, Any] | None = None,
+        *,
+        timeout: float = 10.0,
+        on_reply: Callable[[dict[str, Any]], Any] | None = None,
     ) -> dict[str, Any]:
         """Send a command and return its ack's data; CommandError for an error frame,
-        TimeoutError when no reply came in time (offline time included)."""
+        TimeoutError when no reply came in time (offline time included).
+
+        ``on_reply(frame)`` is called with the ack or error frame as it is read, before any
+        frame after it is handled. The awaiting caller resumes only later, when frames that
+        were already received may have gone to the handlers: state that must change in order
+        with the stream (an OT client's ack) changes here."""
         if self._closing:
             raise ConnectionError("the client is closed")
         command_id = f"c{next(self._ids)}"
         frame = json.dumps({"id": command_id, "type": message_type, "data": data or {}})
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._pending[command_id] = (frame, future)
+        self._pending[command_id] = (frame, future, on_reply)
         try:
             if self.state == OPEN:
                 await self._send(frame)  # a failed send stays pending: it goes after reconnect
@@ -269,8 +281,9 @@ class RealtimeClient:
         self._set_state(OPEN)
         heartbeat = asyncio.get_running_loop().create_task(self._beat())
         try:
-            for frame, _ in list(self._pending.values()):  # queued offline, or unanswered
-                await self._send(frame)
+            for frame, *_ in list(self._pending.values()):  # queued offline, or unanswered
+                if await self._send(frame):
+                    self.sent_on_open += 1
             async for raw in ws:
                 self._dispatch(raw)
         except ConnectionClosed:
@@ -303,7 +316,10 @@ class RealtimeClient:
         if frame.get("type") in ("ack", "error"):
             pending = self._pending.get(frame.get("id"))
             if pending is not None and not pending[1].done():
-                pending[1].set_result(frame)
+                _, future, on_reply = pending
+                if on_reply is not None:
+                    self._call(on_reply, frame)
+                future.set_result(frame)
             return
         stream, seq = frame.get("stream"), frame.get("seq")
         if isinstance(stream, str) and isinstance(seq, int):
@@ -334,7 +350,7 @@ class RealtimeClient:
             self._call(handler, state)
 
     def _fail_pending(self, error: Exception) -> None:
-        for _, future in self._pending.values():
+        for _, future, _ in self._pending.values():
             if not future.done():
                 future.set_exception(error)
 
