@@ -153,7 +153,13 @@ export class RealtimeClient {
     if (this._ws) this._ws.close(4000, "dropped by the client");
   }
 
-  command(type, data = {}, { timeout = 10 } = {}) {
+  /**
+   * Send a command; a promise of its ack's data (CommandError for an error frame). `onReply(frame)`
+   * runs as the reply is read, before any frame after it: a promise's callbacks may run only after
+   * later frames of the same read were handled (Node dispatches them in one go), so state that
+   * must change in order with the stream (an OT client's ack) changes there.
+   */
+  command(type, data = {}, { timeout = 10, onReply = null } = {}) {
     if (this._closing) return Promise.reject(new Error("the client is closed"));
     const id = `c${this._nextId++}`;
     const frame = JSON.stringify({ id, type, data });
@@ -167,6 +173,7 @@ export class RealtimeClient {
             }, timeout * 1000);
       this._pending.set(id, {
         frame,
+        onReply,
         resolve: (reply) => {
           clearTimeout(timer);
           if (reply.type === "error") reject(new CommandError(reply.error ?? {}));
@@ -327,6 +334,11 @@ export class RealtimeClient {
       const pending = this._pending.get(frame.id);
       if (pending) {
         this._pending.delete(frame.id);
+        try {
+          pending.onReply?.(frame);
+        } catch (error) {
+          console.error("a command's onReply failed", error);
+        }
         pending.resolve(frame);
       }
       return;
@@ -481,9 +493,12 @@ export class DocumentSession {
   _submit(submit) {
     if (submit === null) return;
     this._inflightSubmits += 1;
+    // The ack is taken as it is read (onReply), in order with the ops committed after it.
+    const onReply = (reply) => {
+      if (reply.type === "ack") this._submit(this.editor.ack(reply.data.version, submit.seq));
+    };
     this.client
-      .command("collab.op.submit", submit, { timeout: this.submitTimeout })
-      .then((ack) => this._submit(this.editor.ack(ack.version, submit.seq)))
+      .command("collab.op.submit", submit, { timeout: this.submitTimeout, onReply })
       .catch((error) => this.errors.push(error))
       .finally(() => {
         this._inflightSubmits -= 1;

@@ -170,3 +170,39 @@ def test_the_network_coming_back_ends_the_wait_at_once():
     )
 
     assert got["after"] > got["before"] >= 1
+
+
+def test_on_reply_runs_before_the_frames_read_after_the_reply():
+    """Node hands the messages of one read to the socket one after another, with no turn for
+    promise callbacks in between: a document's ack must still come before the ops after it."""
+    got = run_node(
+        """
+        let socket;
+        const client = new c.RealtimeClient("ws://127.0.0.1:9/", {
+          socketFactory: () => {
+            socket = { readyState: 1, close() {}, send(raw) {
+              const { id } = JSON.parse(raw);
+              const ack = { type: "ack", id, data: { version: 1 } };
+              const later = { type: "collab.op.applied", data: { version: 2 } };
+              for (const f of [ack, later]) socket.onmessage({ data: JSON.stringify(f) });
+            } };
+            const welcome = { type: "session.welcome", data: { heartbeat_interval: 60 } };
+            setTimeout(() => socket.onmessage({ data: JSON.stringify(welcome) }), 0);
+            return socket;
+          },
+        });
+        const seen = [];
+        client.on("collab.op.applied", (f) => seen.push(`event ${f.data.version}`));
+        client.start();
+        await client.waitOpen(5);
+        const acked = client.command("x", {}, { onReply: (f) => seen.push(`ack ${f.data.version}`) })
+          .then(() => seen.push("promise"));
+        await acked;
+        client.close();
+        process.stdout.write(JSON.stringify(seen));
+        process.exit(0);
+        """,
+        None,
+    )
+
+    assert got == ["ack 1", "event 2", "promise"]
