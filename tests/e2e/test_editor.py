@@ -103,3 +103,35 @@ def test_a_comment_a_reply_and_a_reaction_appear_live(
     )
     screenshot(alice_page, "comments-alice")
     screenshot(bob_page, "comments-bob")
+
+
+def test_going_offline_typing_and_coming_back_loses_nothing(
+    page_workers, browser, contexts, shared_document
+):
+    document, _, _ = shared_document
+    alice_page, bob_page = open_for_both(page_workers, browser, contexts, shared_document)
+    alice_editor, bob_editor = alice_page.get_by_label("Text"), bob_page.get_by_label("Text")
+    for editor in (alice_editor, bob_editor):
+        expect(editor).to_have_value("Day 1: ", timeout=WAIT_MS)
+
+    alice_page.context.set_offline(True)  # the browser's "offline" event: the client drops
+    expect(alice_page.locator("#connection-state")).to_have_text("offline", timeout=WAIT_MS)
+    alice_editor.click()
+    alice_editor.press("End")
+    alice_editor.press_sequentially("train ✈", delay=30)  # typed offline: kept, not yet sent
+    bob_editor.click()
+    bob_editor.press("Home")
+    bob_editor.press_sequentially("Plan. ", delay=30)  # meanwhile, online
+    expect(bob_page.locator("#version")).not_to_contain_text("saving", timeout=WAIT_MS)
+    document.refresh_from_db()
+    assert document.content == "Plan. Day 1: "  # Bob's edit is stored, Alice's is not
+    expect(alice_editor).to_have_value("Day 1: train ✈")  # and Bob's has not reached her
+    screenshot(alice_page, "offline-alice")
+
+    alice_page.context.set_offline(False)  # "online": the client reconnects at once
+    expect(alice_page.locator("#connection-state")).to_have_text("open", timeout=WAIT_MS)
+    for editor in (alice_editor, bob_editor):
+        expect(editor).to_have_value("Plan. Day 1: train ✈", timeout=WAIT_MS)
+    screenshot(alice_page, "back-online-alice")
+    document.refresh_from_db()
+    assert document.content == "Plan. Day 1: train ✈"

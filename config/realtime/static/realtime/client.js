@@ -103,6 +103,7 @@ export class RealtimeClient {
     this._lastBeat = seconds();
     this._lastSent = new Map();
     this._wake = null; // ends the current wait between attempts early
+    this._endServe = null; // ends the open socket's service (its close, or a drop)
     // The browser says the network is back: try at once rather than after the backoff (or an
     // open breaker's cooldown) that the failures while offline ran up.
     globalThis.addEventListener?.("online", () => {
@@ -110,6 +111,10 @@ export class RealtimeClient {
       this._failures = 0;
       this._wake?.();
     });
+    // It says the network is gone: the socket is as good as dead (a closing handshake could not
+    // complete, and a half-open socket may look open for minutes), so drop it now; no attempts
+    // are made until "online".
+    globalThis.addEventListener?.("offline", () => this.drop());
   }
 
   on(type, handler) {
@@ -148,9 +153,10 @@ export class RealtimeClient {
     this._setState("closed");
   }
 
-  /** Close the socket as a drop would; the client then reconnects. */
+  /** Give the socket up as a network failure would: at once, without waiting for the closing
+   * handshake (which may never finish offline); the client then reconnects. */
   drop() {
-    if (this._ws) this._ws.close(4000, "dropped by the client");
+    this._endServe?.(4000);
   }
 
   /**
@@ -233,6 +239,11 @@ export class RealtimeClient {
         await this._pause(this.breaker.openUntil - now);
         continue;
       }
+      if (globalThis.navigator?.onLine === false) {
+        this._setState("offline");
+        await this._pause(60); // the "online" event ends it; the minute is in case none comes
+        continue;
+      }
       this._setState("connecting");
       let ws;
       try {
@@ -312,12 +323,15 @@ export class RealtimeClient {
         this.send("session.heartbeat", { active });
       }, interval);
       ws.onmessage = (message) => this._dispatch(message.data);
-      ws.onclose = (event) => {
+      this._endServe = (code) => {
         clearInterval(beat);
-        this._ws = null;
-        this.closeCode = event.code;
+        this._ws = this._endServe = null;
+        this.closeCode = code;
+        ws.onmessage = ws.onclose = null; // a dropped socket's late frames and close are ignored
+        if (code === 4000) ws.close(4000, "dropped by the client");
         resolve();
       };
+      ws.onclose = (event) => this._endServe(event.code);
       for (const { frame } of this._pending.values()) this._send(frame); // queued or unanswered
     });
   }
