@@ -75,6 +75,10 @@ CLOSE_RATE_LIMITED = 4429
 CLOSE_INTERNAL = 4500
 # Staff switched this app's real-time features off (monitoring): try again later, with backoff.
 CLOSE_UNAVAILABLE = 4503
+# The worker is stopping (SIGTERM, a deploy): reconnect now, another worker serves you. 1012
+# (service restart) in the private range: Daphne's WebSocket library (autobahn) lets an
+# application close only with 1000 or 3000-4999.
+CLOSE_SERVICE_RESTART = 4012
 
 
 class AppError(Exception):

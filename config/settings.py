@@ -233,6 +233,10 @@ REALTIME_MAX_DEPTH = env_int("REALTIME_MAX_DEPTH", 32)
 REALTIME_HEARTBEAT_SECONDS = env_int("REALTIME_HEARTBEAT_SECONDS", 15)
 # A connection silent for this long (no frame at all) is closed with 4408.
 REALTIME_HEARTBEAT_TIMEOUT_SECONDS = env_int("REALTIME_HEARTBEAT_TIMEOUT_SECONDS", 45)
+# On SIGTERM a worker closes its sockets with 4012 and waits at most this long for their close
+# frames before it stops (config/realtime/shutdown.py); keep it below the service manager's stop
+# timeout (deploy/systemd: TimeoutStopSec=20).
+REALTIME_SHUTDOWN_GRACE_SECONDS = env_int("REALTIME_SHUTDOWN_GRACE_SECONDS", 5)
 REALTIME_TICKET_TTL_SECONDS = env_int("REALTIME_TICKET_TTL_SECONDS", 30)
 # Per user and message type, shared by all workers. A type not listed uses the default.
 REALTIME_RATE_DEFAULT = os.environ.get("REALTIME_RATE_DEFAULT", "600/min")

@@ -31,6 +31,7 @@ class ConnectionRegistry:
         self.timeout = timeout
         self.sweep_every = sweep_every
         self.live: set[Connection] = set()
+        self.draining = False  # the worker is stopping: no new sockets (config.realtime.shutdown)
         self._sweeper: asyncio.Task[None] | None = None
 
     def add(self, connection: Connection) -> None:

@@ -37,6 +37,7 @@ from config.errors import (
     CLOSE_INTERNAL,
     CLOSE_NOT_FOUND,
     CLOSE_RATE_LIMITED,
+    CLOSE_SERVICE_RESTART,
     CLOSE_UNAUTHENTICATED,
     CLOSE_UNAVAILABLE,
     AppError,
@@ -54,6 +55,7 @@ from config.realtime.envelope import (
 )
 from config.realtime.kv import get_store
 from config.realtime.ratelimit import Rate, WindowCounter, parse_rate
+from config.realtime.shutdown import install as install_graceful_shutdown
 from config.realtime.throttle import athrottle
 from monitoring import metrics
 
@@ -170,6 +172,10 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             settings.REALTIME_HEARTBEAT_TIMEOUT_SECONDS,
             max(1.0, settings.REALTIME_HEARTBEAT_SECONDS / 3),
         )
+        install_graceful_shutdown(self.registry)
+        if self.registry.draining:  # this worker is stopping: the client goes to another one
+            await self._refuse(CLOSE_SERVICE_RESTART, "draining", record=False)
+            return
         self.control = worker_control(self.registry)
         if self.app in (await self.control.current()).disabled_apps:
             await self._refuse(CLOSE_UNAVAILABLE, "unavailable", record=False)
@@ -186,12 +192,15 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         await self.accept()
         self.last_seen = asyncio.get_running_loop().time()
         self.registry.add(self)
-        if self.app in self.control.state.disabled_apps:
-            # Switched off while this handshake was being authorized, after the worker closed
-            # the app's sockets it had: this one must not slip through.
+        if self.registry.draining or self.app in self.control.state.disabled_apps:
+            # Switched off (or the worker began stopping) while this handshake was being
+            # authorized, after the worker closed the sockets it had: this one must not slip
+            # through.
             self.registry.discard(self)
-            metrics.WS_CONNECTS.labels(app=self.app, outcome="unavailable").inc()
-            await self.close(code=CLOSE_UNAVAILABLE)
+            draining = self.registry.draining
+            outcome = "draining" if draining else "unavailable"
+            metrics.WS_CONNECTS.labels(app=self.app, outcome=outcome).inc()
+            await self.close(code=CLOSE_SERVICE_RESTART if draining else CLOSE_UNAVAILABLE)
             return
         self.registered = True
         self.control.ensure_running()
