@@ -13,6 +13,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from config.redis_target import layer_host
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -32,6 +34,17 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if value is None:
         return default
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def env_hosts(name: str) -> list[tuple[str, int]]:
+    """``host:port,host:port`` (Redis sentinels)."""
+    hosts = []
+    for item in env_list(name, []):
+        host, _, port = item.rpartition(":")
+        if not host or not port.isdigit():
+            raise ImproperlyConfigured(f"{name} lists host:port pairs, comma-separated: {item!r}.")
+        hosts.append((host, int(port)))
+    return hosts
 
 
 def env_int(name: str, default: int) -> int:
@@ -158,6 +171,17 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: channel layer, cache, shared state -------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "")
+# Or Redis Sentinel, for failover (config/redis_target.py; docs/operations.md): the sentinels and
+# the name of the master they watch, with the database and password of the Redis servers.
+REDIS_SENTINELS = env_hosts("REDIS_SENTINELS")
+REDIS_SENTINEL_MASTER = os.environ.get("REDIS_SENTINEL_MASTER", "")
+REDIS_DB = env_int("REDIS_DB", 0)
+REDIS_PASSWORD = os.environ.get("REDIS_PASSWORD", "")
+if REDIS_SENTINELS and REDIS_URL:
+    raise ImproperlyConfigured("Set REDIS_URL or REDIS_SENTINELS, not both.")
+if REDIS_SENTINELS and not REDIS_SENTINEL_MASTER:
+    raise ImproperlyConfigured("REDIS_SENTINELS needs REDIS_SENTINEL_MASTER (the master's name).")
+REDIS_ENABLED = bool(REDIS_URL or REDIS_SENTINELS)
 REALTIME_KEY_PREFIX = os.environ.get("REALTIME_KEY_PREFIX", "collab:")
 # "pubsub" (RedisPubSubChannelLayer, the default) or "core" (RedisChannelLayer). Chosen by
 # measurement (docs/benchmarks.md, "Channel layer: the choice"): with two workers, pubsub spent
@@ -173,19 +197,23 @@ if REALTIME_CHANNEL_LAYER not in {"pubsub", "core"}:
 REALTIME_REDIS_POOL_SIZE = env_int("REALTIME_REDIS_POOL_SIZE", 32)
 REALTIME_REDIS_POOL_TIMEOUT = env_int("REALTIME_REDIS_POOL_TIMEOUT", 20)
 
-if REDIS_URL:
-    _layer_host = {
-        "address": REDIS_URL,
+if REDIS_ENABLED:
+    _layer_host = layer_host(
+        url=REDIS_URL,
+        sentinels=REDIS_SENTINELS,
+        master=REDIS_SENTINEL_MASTER,
+        db=REDIS_DB,
+        password=REDIS_PASSWORD,
         # channels-redis uses redis-py's non-blocking pool: past max_connections a command raises
         # MaxConnectionsError ("Too many connections"). The pubsub layer holds 2 connections per
         # worker; the core layer holds one per concurrent command, and redis-py's default of 100
         # failed when 1,000 clients (500 per worker) disconnected at once.
-        "max_connections": env_int("REALTIME_LAYER_MAX_CONNECTIONS", 2000),
+        max_connections=env_int("REALTIME_LAYER_MAX_CONNECTIONS", 2000),
         # redis-py >= 8 reads with a 5 s socket timeout by default, exactly the core layer's
         # BZPOPMIN block (5 s): the receive then fails with "Timeout reading from ..." and the
         # consumer dies (close 1011). Longer than that block, still bounded for a dead Redis.
-        "socket_timeout": 15,
-    }
+        socket_timeout=15,
+    )
     if REALTIME_CHANNEL_LAYER == "core":
         CHANNEL_LAYERS = {
             "default": {
@@ -209,12 +237,16 @@ if REDIS_URL:
                 "CONFIG": {"hosts": [_layer_host], "prefix": f"{REALTIME_KEY_PREFIX}asgi"},
             }
         }
+    # Nothing of ours keeps shared state in Django's cache (that is config/realtime/kv.py); it
+    # is there for third-party code. Django's Redis cache takes URLs only, not Sentinel.
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": f"{REALTIME_KEY_PREFIX}cache",
         }
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}

@@ -107,7 +107,7 @@ async def readiness() -> dict[str, dict[str, Any]]:
         "database": database_sync_to_async(_database),
         "channel_layer": _layer_round_trip,
     }
-    if settings.REDIS_URL:
+    if settings.REDIS_ENABLED:
         checks["redis"] = _redis_ping
     results = await asyncio.gather(*(_timed(check) for check in checks.values()))
     return dict(zip(checks, results, strict=True))

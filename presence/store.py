@@ -489,7 +489,7 @@ _store_lock = threading.Lock()
 
 
 def get_presence_store() -> PresenceStore:
-    """The backend that matches the shared store: Redis when ``REDIS_URL`` is set."""
+    """The backend that matches the shared store: Redis when it is configured."""
     global _store, _built_for
     shared = get_store()
     with _store_lock:

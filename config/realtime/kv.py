@@ -1,8 +1,9 @@
 """Small shared state every worker must agree on: rate-limit counters, tickets, the epoch.
 
-Two backends behind one interface: Redis when ``REDIS_URL`` is set (shared by all workers) and
-process memory otherwise (the embedded single-process default). Both have sync methods (REST
-views, services) and async ones (consumers), so the hot WebSocket path never hops threads:
+Two backends behind one interface: Redis when ``REDIS_URL`` or ``REDIS_SENTINELS`` is set
+(shared by all workers; config/redis_target.py) and process memory otherwise (the embedded
+single-process default). Both have sync methods (REST views, services) and async ones
+(consumers), so the hot WebSocket path never hops threads:
 
     store = get_store()
     previous, current = await store.ahit("rl:7:chat", window=16, period=60.0)
@@ -21,9 +22,10 @@ import uuid
 import weakref
 from typing import Protocol
 
-import redis
 import redis.asyncio as aredis
 from django.conf import settings
+
+from config.redis_target import RedisTarget
 
 EPOCH_KEY = "epoch"
 
@@ -44,11 +46,11 @@ class SharedStore(Protocol):
 class RedisStore:
     """Redis-backed store. One async client per event loop: redis-py pools are loop-bound."""
 
-    def __init__(self, url: str, prefix: str) -> None:
-        self.url = url
+    def __init__(self, target: RedisTarget, prefix: str) -> None:
+        self.target = target
         self.prefix = prefix
         options = {"socket_timeout": 3, "socket_connect_timeout": 3, "health_check_interval": 15}
-        self._sync = redis.Redis.from_url(url, decode_responses=True, **options)
+        self._sync = target.sync_client(decode_responses=True, **options)
         self._options = options
         self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aredis.Redis] = (
             weakref.WeakKeyDictionary()
@@ -60,8 +62,7 @@ class RedisStore:
         if client is None:
             # Bounded and blocking: a burst of handshakes waits for a connection instead of
             # opening one per concurrent call (redis-py's default pool is unbounded).
-            pool = aredis.BlockingConnectionPool.from_url(
-                self.url,
+            pool = self.target.async_pool(
                 decode_responses=True,
                 # Per process and event loop (settings REALTIME_REDIS_POOL_*): commands are
                 # short, so a few dozen connections serve thousands of sockets; the wait must
@@ -223,9 +224,9 @@ def get_store() -> SharedStore:
     if _store is None:
         with _store_lock:
             if _store is None:
-                url = settings.REDIS_URL
+                target = RedisTarget.from_settings()
                 prefix = settings.REALTIME_KEY_PREFIX
-                _store = RedisStore(url, prefix) if url else MemoryStore()
+                _store = RedisStore(target, prefix) if target.configured else MemoryStore()
     return _store
 
 

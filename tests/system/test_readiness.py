@@ -15,8 +15,6 @@ The worker must outlive all of it: still running, /healthz 200.
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -25,11 +23,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 
-from monitoring.loadtest.workers import Worker, daphne_workers, free_port
+from monitoring.loadtest.workers import Worker, daphne_workers
 from tests.system.client import http_request
 from tests.system.conftest import worker_env
+from tests.system.services import PrivateRedis
 
 pytestmark = [
     pytest.mark.system,
@@ -41,63 +39,6 @@ ACCEPTED_SECONDS = 3.0  # issue 7: the whole HTTP request, not only the checks
 RECOVERY_TIMEOUT = 15.0
 ROUNDS = 3  # the first round meets pooled connections, later ones the reconnects
 CONCURRENT = 6  # probes at once; 6 also fills the default executor of a 2-CPU worker
-
-
-class PrivateRedis:
-    """A redis-server of our own, on one port for its whole life (restarts included)."""
-
-    def __init__(self, directory: Path) -> None:
-        self.port = free_port()
-        self.directory = directory
-        self.log_path = directory / f"redis-{self.port}.log"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def client(self) -> redis.Redis:
-        return redis.Redis(port=self.port, socket_timeout=2, socket_connect_timeout=2)
-
-    def start(self, timeout: float = 10.0) -> None:
-        argv = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
-        argv += ["--save", "", "--appendonly", "no", "--dir", str(self.directory)]
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, f"redis-server exited: {self.log()}"
-            try:
-                with self.client() as client:
-                    client.ping()
-                return
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        raise AssertionError(f"redis-server on {self.port} not answering in {timeout}s")
-
-    def kill(self) -> None:
-        """Gone at once: connections reset, new ones refused."""
-        assert self.process is not None
-        self.process.kill()
-        self.process.wait(10)
-
-    def freeze(self) -> None:
-        """Still accepting TCP connections (the kernel does), never answering."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGSTOP)
-
-    def thaw(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGCONT)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGCONT)  # harmless if it was not stopped
-            self.process.kill()
-            self.process.wait(10)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-2000:] if self.log_path.exists() else ""
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import redis
 from django.conf import settings
 
 from config.realtime.kv import RedisStore
+from config.redis_target import RedisTarget
 from presence.state import OFFLINE, Choice, ConnectionState, PublicView, Status, public_view
 from presence.store import Decide, Member, MemoryPresenceStore, RedisPresenceStore
 
@@ -23,7 +24,7 @@ pytestmark = pytest.mark.timeout(10)
 
 def redis_presence() -> tuple[RedisStore, RedisPresenceStore]:
     """One worker's Redis presence store, under the per-run prefix tests/conftest.py clears."""
-    shared = RedisStore(settings.REDIS_URL, settings.REALTIME_KEY_PREFIX + "kv:")
+    shared = RedisStore(RedisTarget(url=settings.REDIS_URL), settings.REALTIME_KEY_PREFIX + "kv:")
     return shared, RedisPresenceStore(shared, settings.REALTIME_KEY_PREFIX + "presence:")
 
 

@@ -11,6 +11,7 @@ from django.conf import settings
 
 from config.realtime import kv
 from config.realtime.kv import MemoryStore, RedisStore
+from config.redis_target import RedisTarget
 
 PERIOD = 60.0
 
@@ -20,7 +21,7 @@ def store(request):
     if request.param == "memory":
         return MemoryStore()
     # Under the per-run prefix, which the autouse fixture of tests/conftest.py clears.
-    return RedisStore(settings.REDIS_URL, settings.REALTIME_KEY_PREFIX + "kv:")
+    return RedisStore(RedisTarget(url=settings.REDIS_URL), settings.REALTIME_KEY_PREFIX + "kv:")
 
 
 # --- hit counting ---------------------------------------------------------------------------
@@ -133,7 +134,7 @@ def test_ping_answers(store):
 
 
 def redis_store() -> RedisStore:
-    return RedisStore(settings.REDIS_URL, settings.REALTIME_KEY_PREFIX + "kv:")
+    return RedisStore(RedisTarget(url=settings.REDIS_URL), settings.REALTIME_KEY_PREFIX + "kv:")
 
 
 async def test_redis_workers_share_counters_tickets_and_the_epoch():
