@@ -1,8 +1,8 @@
 """``/ws/monitoring/events/``: the system events live, for staff only (DESIGN sections 4, 8).
 
 On join: the events after ``?since=<id>`` (oldest first, at most MAX_REPLAY), or the latest
-LATEST, as ``monitoring.event.recorded`` frames (stream ``monitoring.events``, seq = the event
-id), then ``monitoring.events.ready`` ``{"last_id", "kinds", "severities"}``. Then every new
+LATEST, as ``monitoring.event.recorded`` frames (no ``stream``/``seq``: see monitoring/events.py),
+then ``monitoring.events.ready`` ``{"last_id", "kinds", "severities"}``. Then every new
 event that passes the socket's filters. ``?kind=login_failed,security_alert`` and
 ``?severity=warning,critical`` filter from the start; ``monitoring.events.filter``
 ``{"kinds": [...], "severities": [...]}`` changes them (empty lists: everything).
@@ -19,7 +19,7 @@ from config.errors import AppError, ErrorCode
 from config.realtime.consumer import RealtimeConsumer, command
 from config.realtime.envelope import encode_event
 from config.realtime.ordered import query_param, since_param
-from monitoring.events import EVENT_RECORDED, STAFF_GROUP, STREAM, event_payload
+from monitoring.events import EVENT_RECORDED, STAFF_GROUP, event_payload
 from monitoring.models import EventKind, Severity
 from monitoring.selectors import events_filtered
 
@@ -71,7 +71,7 @@ class StaffEventsConsumer(RealtimeConsumer):
 
     async def _send_event(self, payload: dict[str, Any]) -> None:
         self.replayed.add(payload["id"])  # a live copy of these is not sent again
-        frame = encode_event(EVENT_RECORDED, payload, stream=STREAM, seq=payload["id"])
+        frame = encode_event(EVENT_RECORDED, payload)  # no seq: ids are not in commit order
         await self.send_frame("event", frame)
 
     @command("monitoring.events.filter")

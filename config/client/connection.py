@@ -237,6 +237,7 @@ class RealtimeClient:
         return backoff_delay(failures=failures, random=random.random(), **self.backoff)  # noqa: S311
 
     def _stop(self, code: int | None) -> None:
+        self.close_code = code  # also when the socket was refused before its welcome
         self._closing = True
         self._fail_pending(ConnectionError(f"the server closed the socket for good ({code})"))
         self._set_state(CLOSED)

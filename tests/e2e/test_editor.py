@@ -135,3 +135,13 @@ def test_going_offline_typing_and_coming_back_loses_nothing(
     screenshot(alice_page, "back-online-alice")
     document.refresh_from_db()
     assert document.content == "Plan. Day 1: train ✈"
+
+
+def test_someone_who_leaves_is_no_longer_listed(page_workers, browser, contexts, shared_document):
+    _, _, bob = shared_document
+    alice_page, bob_page = open_for_both(page_workers, browser, contexts, shared_document)
+    members = alice_page.locator("#members")
+    expect(members).to_contain_text(bob.username, timeout=WAIT_MS)
+
+    bob_page.close()
+    expect(members).not_to_contain_text(bob.username, timeout=WAIT_MS)

@@ -184,6 +184,7 @@ async def test_a_socket_to_an_object_that_is_not_yours_stops_for_good(worker_a, 
     await asyncio.sleep(1.0)
 
     assert len(tickets) == 1  # no retry loop against a 4404
+    assert client.close_code == 4404  # refused before any welcome, and it says why
     with pytest.raises(ConnectionError):
         await client.command("session.heartbeat", {})
     await client.close()

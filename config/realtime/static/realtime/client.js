@@ -269,6 +269,7 @@ export class RealtimeClient {
   }
 
   _stop(code) {
+    this.closeCode = code; // also when the socket was refused before its welcome
     this._closing = true;
     this._failPending(new Error(`the server closed the socket for good (${code})`));
     this._setState("closed");
