@@ -46,7 +46,11 @@ export function mountCommentsPanel(root, { targetKind, targetId }) {
   const bell = element("span", { class: "bell", role: "status", "aria-label": "Unread notifications" }, "🔔 0");
   const newBody = element("textarea", { id: "new-thread", rows: "2", "aria-label": "New comment" });
   const newButton = element("button", { type: "button", onclick: startThread }, "Comment");
-  root.replaceChildren(element("h2", {}, "Comments ", bell), newBody, newButton, list, view);
+  // The bell opens the notifications page; the count itself stays a status others can read.
+  const bellLink = element("a", {
+    href: "/notifications/", class: "bell-link", title: "Your notifications", "aria-label": "Your notifications",
+  }, bell);
+  root.replaceChildren(element("h2", {}, "Comments ", bellLink), newBody, newButton, list, view);
 
   const notifications = new RealtimeClient("/ws/comments/notifications/");
   notifications.on("comments.notifications.snapshot", (f) => (bell.textContent = `🔔 ${f.data.unread}`));

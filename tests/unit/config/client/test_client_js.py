@@ -195,8 +195,8 @@ def test_on_reply_runs_before_the_frames_read_after_the_reply():
         client.on("collab.op.applied", (f) => seen.push(`event ${f.data.version}`));
         client.start();
         await client.waitOpen(5);
-        const acked = client.command("x", {}, { onReply: (f) => seen.push(`ack ${f.data.version}`) })
-          .then(() => seen.push("promise"));
+        const onReply = (f) => seen.push(`ack ${f.data.version}`);
+        const acked = client.command("x", {}, { onReply }).then(() => seen.push("promise"));
         await acked;
         client.close();
         process.stdout.write(JSON.stringify(seen));

@@ -7,7 +7,6 @@ client that took its ack when the awaiting task resumed would see that event fir
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 from websockets.asyncio.server import ServerConnection, serve

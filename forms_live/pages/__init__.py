@@ -1,0 +1,1 @@
+"""The demo pages of forms."""
