@@ -223,11 +223,14 @@ class FormFillConsumer(FormConsumer):
         )
         self.token = submission.token
         await self.join_group(services.respondent_group(self.token))
-        snapshot = await database_sync_to_async(self._snapshot)(submission)
+        # A client that reconnects says so (?resumed=1): the same page is not viewed again.
+        viewed = query_param(self.scope, "resumed") is None
+        snapshot = await database_sync_to_async(self._snapshot)(submission, viewed)
         await self.send_frame("event", encode_event("forms.fill.snapshot", snapshot))
 
-    def _snapshot(self, submission: Any) -> dict[str, Any]:
-        services.form_viewed(form_id=self.form_id)
+    def _snapshot(self, submission: Any, viewed: bool) -> dict[str, Any]:
+        if viewed:
+            services.form_viewed(form_id=self.form_id)
         form = form_to_fill(form_id=self.form_id)
         return {
             "form": form_payload(form, fields_of(form.pk)),
@@ -281,6 +284,12 @@ class FormDashboardConsumer(FormConsumer):
             return
         submission = json.loads(message["frame"])["data"]["submission"]
         self.pending[submission["id"]] = submission
+        self._flush_soon()
+
+    async def forms_form_viewed(self, message: dict[str, Any]) -> None:
+        self._flush_soon()  # services.FORM_VIEWED: the view shows in the next update's figures
+
+    def _flush_soon(self) -> None:
         if self.flush_at is None:
             loop = asyncio.get_running_loop()
             self.flush_at = max(loop.time(), self.last_flush + DASHBOARD_EVERY)

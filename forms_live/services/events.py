@@ -19,6 +19,10 @@ def form_group(form_id: int) -> str:
     return group_name("forms", "form", form_id)
 
 
+# To dashboards' consumers (a layer message, not a frame): a fill page opened, the views changed.
+FORM_VIEWED = "forms.form.viewed"
+
+
 def dashboard_group(form_id: int) -> str:
     return group_name("forms", "dashboard", form_id)
 

@@ -24,7 +24,7 @@ from django.utils import timezone
 from user_agents import parse as parse_user_agent
 
 from config.errors import AppError, ErrorCode
-from config.realtime.broadcast import broadcast_on_commit
+from config.realtime.broadcast import broadcast_on_commit, group_send_on_commit
 from forms_live.models import Form, Submission, SubmissionStatus
 from forms_live.permissions import can_build
 from forms_live.selectors import (
@@ -35,7 +35,12 @@ from forms_live.selectors import (
     respondent_payload,
     submission_payload,
 )
-from forms_live.services.events import dashboard_group, respondent_group, submission_stream
+from forms_live.services.events import (
+    FORM_VIEWED,
+    dashboard_group,
+    respondent_group,
+    submission_stream,
+)
 from forms_live.validation import check_value, check_values, progress
 from monitoring.events import record
 from monitoring.models import EventKind
@@ -56,9 +61,12 @@ class SubmissionResult:
     duplicate: bool = False
 
 
+@transaction.atomic
 def form_viewed(*, form_id: int) -> None:
-    """A fill page opened: the top of the funnel."""
+    """A fill page opened: the top of the funnel. Its dashboards recount (a message to their
+    consumers, not a frame: they send the figures, not the view)."""
     Form.objects.filter(pk=form_id).update(views=F("views") + 1)
+    group_send_on_commit(dashboard_group(form_id), {"type": FORM_VIEWED})
 
 
 @transaction.atomic

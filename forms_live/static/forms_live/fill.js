@@ -431,7 +431,11 @@ export function mountFill(root, { formId, userId, anonymous = false, badge = nul
 
   function connect() {
     const client = new RealtimeClient(`/ws/forms/${formId}/fill/`, {
-      resume: () => (state.token ? { submission: state.token } : {}),
+      // A reconnect is the same page view (?resumed=1: the server counts no new view).
+      resume: () => ({
+        ...(state.token ? { submission: state.token } : {}),
+        ...(client.connections > 0 ? { resumed: 1 } : {}),
+      }),
     });
     state.client = client;
     state.sawSnapshot = false;

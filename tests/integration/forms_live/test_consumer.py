@@ -227,3 +227,23 @@ async def test_a_respondent_gets_live_feedback_and_the_dashboard_follows(
     assert updates[-1]["data"]["analytics"]["completions"] == 1
     stored = await sync_to_async(Submission.objects.get)()
     assert (stored.status, stored.values) == ("submitted", {"email": "a@example.com", "age": 30})
+
+
+async def test_a_view_moves_the_dashboard_and_a_reconnect_is_not_another_view(
+    ws_user, published, stranger, joined
+):
+    path = f"/ws/forms/{published.pk}/fill/"
+    dashboard, _ = await joined(ws_user, f"/ws/forms/{published.pk}/dashboard/")
+    await joined(stranger, path)  # starts the submission: the dashboard hears of it anyway
+    await drain(dashboard, quiet=0.6)
+    await joined(stranger, path)  # the same submission, a second page: only a view
+    after_view = await drain(dashboard, quiet=0.6)
+    await joined(stranger, path, "&resumed=1")  # that page reconnecting: no view
+    after_reconnect = await drain(dashboard, quiet=0.6)
+
+    updates = [f for f in after_view if f["type"] == "forms.dashboard.updated"]
+    assert len(updates) == 1
+    assert updates[0]["data"]["analytics"]["views"] == 2
+    assert updates[0]["data"]["submissions"] == []  # no submission changed
+    assert [f for f in after_reconnect if f["type"] == "forms.dashboard.updated"] == []
+    assert await sync_to_async(lambda: type(published).objects.get(pk=published.pk).views)() == 2
