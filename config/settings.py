@@ -151,6 +151,14 @@ if DATABASE_URL:
                 "timeout": env_int("DATABASE_CONNECT_TIMEOUT", 3),
             },
         }
+    # Behind PgBouncer in transaction pooling (docs/operations.md), a session outlives no
+    # transaction: no server-side cursors, which QuerySet.iterator() would hold across them.
+    # Prepared statements, the other session feature, Django already leaves off for psycopg.
+    DATABASE_POOLER = os.environ.get("DATABASE_POOLER", "")
+    if DATABASE_POOLER not in {"", "pgbouncer"}:
+        raise ImproperlyConfigured("DATABASE_POOLER must be empty or 'pgbouncer'.")
+    if DATABASE_POOLER:
+        _database["DISABLE_SERVER_SIDE_CURSORS"] = True
     DATABASES = {"default": _database}
 else:
     DATABASES = {

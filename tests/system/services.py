@@ -1,11 +1,16 @@
-"""Private services for the system tests that break them: a redis-server of a test's own (killed,
-frozen, restarted, promoted) and Redis Sentinel, so the shared Redis of the other tests is never
-touched."""
+"""Private services for the system tests that break or reshape them: a redis-server of a test's own
+(killed, frozen, restarted, promoted), Redis Sentinel and PgBouncer, so the shared services of
+the other tests are never touched."""
 
 from __future__ import annotations
 
+import os
+import pwd
+import shutil
 import signal
+import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -117,3 +122,56 @@ class PrivateSentinel:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-2000:] if self.log_path.exists() else ""
+
+
+class PrivatePgBouncer:
+    """PgBouncer in transaction pooling in front of the tests' PostgreSQL (127.0.0.1:5432).
+
+    It refuses to run as root, so as root it is started with ``-u postgres`` in a directory of
+    its own directly under the temp directory (that user cannot enter pytest's, which are 0700
+    and root's)."""
+
+    def __init__(self, pool_size: int = 4) -> None:
+        self.port = free_port()
+        self.directory = directory = Path(tempfile.mkdtemp(prefix="pgbouncer-"))
+        (directory / "userlist.txt").write_text('"postgres" ""\n')
+        self.config = directory / "pgbouncer.ini"
+        self.config.write_text(
+            "[databases]\n* = host=127.0.0.1 port=5432\n"
+            f"[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {self.port}\n"
+            f"unix_socket_dir =\nauth_type = trust\nauth_file = {directory / 'userlist.txt'}\n"
+            f"pool_mode = transaction\ndefault_pool_size = {pool_size}\nmax_client_conn = 500\n"
+            f"logfile = {directory / 'pgbouncer.log'}\npidfile = {directory / 'pgbouncer.pid'}\n"
+            "ignore_startup_parameters = extra_float_digits,options\n"
+        )
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 10.0) -> None:
+        binary = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+        assert Path(binary).exists(), "pgbouncer is needed (.ci/services installs it)"
+        argv = [binary, str(self.config)]
+        if os.geteuid() == 0:
+            postgres = pwd.getpwnam("postgres")
+            for path in (self.directory, *self.directory.iterdir()):
+                os.chown(path, postgres.pw_uid, postgres.pw_gid)
+            argv[1:1] = ["-u", "postgres"]
+        self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while True:
+            assert self.process.poll() is None, f"pgbouncer exited: {self.log()}"
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                assert time.monotonic() < deadline, f"pgbouncer not listening: {self.log()}"
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def log(self) -> str:
+        path = self.directory / "pgbouncer.log"
+        return path.read_text(errors="replace")[-2000:] if path.exists() else ""
