@@ -9,18 +9,55 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
+from django.contrib.auth import get_user_model
+from django.db import connections
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
+from collab.models import Document, Role
+from collab.services import document_create, member_set
 from monitoring.loadtest.workers import Worker, daphne_workers, free_port
 from tests.factories import PASSWORD
 from tests.system.conftest import Account, worker_env
 from tests.system.conftest import make_account as make_account  # re-exported: a fixture
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / ".artifacts" / "e2e"
+T = TypeVar("T")
+
+
+def in_thread(work: Callable[[], T]) -> T:
+    """Run ORM work and service calls in a thread of their own: the services broadcast after
+    commit through async_to_sync, which refuses this thread while Playwright's loop runs in it."""
+
+    def run() -> T:
+        try:
+            return work()
+        finally:
+            # Back to the pool: a thread's connection is not returned when the thread ends, and
+            # the pool of this process is small (DATABASE_POOL_MAX).
+            connections.close_all()
+
+    with ThreadPoolExecutor(1) as thread:
+        return thread.submit(run).result()
+
+
+@pytest.fixture
+def shared_document(make_account) -> tuple[Document, Account, Account]:
+    """A document Alice owns ("Day 1: ") and Bob may edit, committed for the workers."""
+    alice, bob = make_account(), make_account()
+
+    def create() -> Document:
+        owner = get_user_model().objects.get(pk=alice.user_id)
+        document = document_create(owner=owner, title="Trip plan", content="Day 1: ")
+        member_set(user=owner, document_id=document.pk, member_id=bob.user_id, role=Role.EDITOR)
+        return document
+
+    return in_thread(create), alice, bob
 
 
 @pytest.fixture(scope="session")

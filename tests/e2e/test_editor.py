@@ -2,40 +2,14 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import pytest
-from django.contrib.auth import get_user_model
-from django.db import connections
 from playwright.sync_api import Page, expect
 
-from collab.models import Document, Role
-from collab.services import document_create, member_set
+from collab.models import Document
 from tests.e2e.conftest import screenshot, sign_in
 
 pytestmark = [pytest.mark.system, pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 WAIT_MS = 10_000
-
-
-@pytest.fixture
-def shared_document(make_account):
-    alice, bob = make_account(), make_account()
-
-    def create():
-        try:
-            owner = get_user_model().objects.get(pk=alice.user_id)
-            document = document_create(owner=owner, title="Trip plan", content="Day 1: ")
-            member_set(user=owner, document_id=document.pk, member_id=bob.user_id, role=Role.EDITOR)
-            return document
-        finally:
-            # Back to the pool: a thread's connection is not returned when the thread ends, and
-            # the pool of this process is small (DATABASE_POOL_MAX).
-            connections.close_all()
-
-    # In a thread of its own: the services broadcast after commit through async_to_sync, which
-    # refuses this thread while Playwright's loop runs in it.
-    with ThreadPoolExecutor(1) as thread:
-        return thread.submit(create).result(), alice, bob
 
 
 def open_for_both(page_workers, browser, contexts, shared_document) -> list[Page]:

@@ -3,16 +3,13 @@ worker A and an editor (Bob) on worker B, on the live form builder page."""
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import connections
 from playwright.sync_api import Page, expect
 
 from forms_live.models import FieldConflict, Form, FormField
 from forms_live.services import field_add, field_change, form_create, member_set
-from tests.e2e.conftest import screenshot, sign_in
+from tests.e2e.conftest import in_thread, screenshot, sign_in
 
 pytestmark = [pytest.mark.system, pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 WAIT_MS = 10_000
@@ -27,20 +24,6 @@ def _no_page_errors():
     page_errors.clear()
     yield
     assert not page_errors, page_errors
-
-
-def in_thread(work):
-    """Run ORM work and service calls in a thread of their own: the services broadcast after
-    commit through async_to_sync, which refuses this thread while Playwright's loop runs in it."""
-
-    def run():
-        try:
-            return work()
-        finally:
-            connections.close_all()  # back to the pool (see tests/e2e/test_editor.py)
-
-    with ThreadPoolExecutor(1) as thread:
-        return thread.submit(run).result()
 
 
 @pytest.fixture

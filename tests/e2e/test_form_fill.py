@@ -5,16 +5,14 @@ submissions table and status changes reaching both sides without a reload."""
 from __future__ import annotations
 
 import re
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import connections
 from playwright.sync_api import Page, expect
 
 from forms_live.models import Form, Submission
 from forms_live.services import field_add, form_change, form_create
-from tests.e2e.conftest import screenshot, sign_in
+from tests.e2e.conftest import in_thread, screenshot, sign_in
 
 pytestmark = [pytest.mark.system, pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 WAIT_MS = 10_000
@@ -56,33 +54,27 @@ EVERY_TYPE = [
 
 def create_published(owner_id: int, title: str, fields: list[dict], **extra) -> Form:
     def create() -> Form:
-        try:
-            owner = get_user_model().objects.get(pk=owner_id)
-            form = form_create(owner=owner, title=title, **extra)
-            for revision, field in enumerate(fields):
-                field_add(
-                    user=owner,
-                    form_id=form.pk,
-                    base_revision=revision,
-                    client_msg_id=f"add-{field['key']}",
-                    **field,
-                )
-            form_change(
+        owner = get_user_model().objects.get(pk=owner_id)
+        form = form_create(owner=owner, title=title, **extra)
+        for revision, field in enumerate(fields):
+            field_add(
                 user=owner,
                 form_id=form.pk,
-                base_revision=len(fields),
-                client_msg_id="publish",
-                prop="status",
-                value="published",
+                base_revision=revision,
+                client_msg_id=f"add-{field['key']}",
+                **field,
             )
-            return form
-        finally:
-            connections.close_all()  # the thread's connection back to the pool
+        form_change(
+            user=owner,
+            form_id=form.pk,
+            base_revision=len(fields),
+            client_msg_id="publish",
+            prop="status",
+            value="published",
+        )
+        return form
 
-    # In a thread of its own: the services broadcast after commit through async_to_sync, which
-    # refuses this thread while Playwright's loop runs in it.
-    with ThreadPoolExecutor(1) as thread:
-        return thread.submit(create).result()
+    return in_thread(create)
 
 
 @pytest.fixture

@@ -9,15 +9,10 @@ from __future__ import annotations
 
 import re
 import secrets
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.db import connections
 from playwright.sync_api import expect
 
-from collab.models import Role
-from collab.services import document_create, member_set
 from comments.models import Notification
 from tests.e2e.conftest import screenshot, sign_in
 from tests.system.client import http_request
@@ -61,30 +56,11 @@ def test_staff_see_a_failed_login_on_the_other_worker_live(
     screenshot(page, "staff")
 
 
-@pytest.fixture
-def shared_document(make_account):
-    ada, bob = make_account(), make_account()
-
-    def create():
-        try:
-            owner = get_user_model().objects.get(pk=ada.user_id)
-            document = document_create(owner=owner, title="Budget", content="Q3: ")
-            member_set(user=owner, document_id=document.pk, member_id=bob.user_id, role=Role.EDITOR)
-            return document
-        finally:
-            connections.close_all()  # back to the pool (see test_editor.py)
-
-    # In a thread of its own: the services broadcast after commit through async_to_sync, which
-    # refuses this thread while Playwright's loop runs in it.
-    with ThreadPoolExecutor(1) as thread:
-        return thread.submit(create).result(), ada, bob
-
-
 def test_a_mention_made_on_the_other_worker_arrives_live_and_is_marked_read(
     page_workers, browser, contexts, shared_document
 ):
     worker_a, worker_b = page_workers
-    document, ada, bob = shared_document
+    document, ada, bob = shared_document  # ada: the owner
     page = sign_in(contexts, browser, worker_a, ada)
     page.goto(worker_a.http_url("/notifications/"))
     expect(page.locator("main[data-live=true]")).to_have_count(1, timeout=WAIT_MS)

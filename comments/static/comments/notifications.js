@@ -10,43 +10,10 @@
 // and every socket of the user (other tabs included) hears `comments.notifications.read`.
 
 import { RealtimeClient } from "../realtime/client.js";
+import { describeError, element, rest } from "../realtime/page.js";
 
 const VERBS = { mention: "mentioned you", reply: "replied", reaction: "reacted to your comment" };
 const MAX_REFRESHED = 200; // notifications re-read after a reconnect (their read marks)
-
-function csrfToken() {
-  return document.cookie.split("; ").find((c) => c.startsWith("csrftoken="))?.split("=")[1] ?? "";
-}
-
-async function rest(method, path, body) {
-  const response = await fetch(path, {
-    method,
-    headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken(), Accept: "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    credentials: "same-origin",
-  });
-  let data = null;
-  try {
-    data = await response.json();
-  } catch {
-    // not JSON (a proxy's error page): the status says enough
-  }
-  if (!response.ok) {
-    const error = data?.error ?? {};
-    throw new Error(`${error.code ?? `http_${response.status}`}: ${error.message ?? `HTTP ${response.status}`}`);
-  }
-  return data;
-}
-
-function element(tag, attributes = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attributes)) {
-    if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
-    else node.setAttribute(name, value);
-  }
-  node.append(...children);
-  return node;
-}
 
 /** Where a notification's target is shown: {href, text}, or null for a kind without a page. */
 export function targetLink(target) {
@@ -144,7 +111,7 @@ export function mountNotificationsPage(root, initial) {
     try {
       applyRead(await rest("POST", "/api/comments/notifications/read/", { ids }));
     } catch (failure) {
-      showError(`Marking read failed: ${failure.message}`);
+      showError(`Marking read failed: ${describeError(failure)}`);
       if (button) button.disabled = false;
     }
   }
@@ -155,7 +122,7 @@ export function mountNotificationsPage(root, initial) {
     try {
       applyRead(await rest("POST", "/api/comments/notifications/read-all/"));
     } catch (failure) {
-      showError(`Marking all read failed: ${failure.message}`);
+      showError(`Marking all read failed: ${describeError(failure)}`);
       markAll.disabled = false;
     }
   });
@@ -174,7 +141,7 @@ export function mountNotificationsPage(root, initial) {
       // The loaded ones are the newest, so the next page starts after as many.
       more = (await fetchPage(pageSize, notifications.size)).next !== null;
     } catch (failure) {
-      showError(`Loading older notifications failed: ${failure.message}`);
+      showError(`Loading older notifications failed: ${describeError(failure)}`);
     } finally {
       loadMore.disabled = false;
       loadMore.hidden = !more;
@@ -190,7 +157,7 @@ export function mountNotificationsPage(root, initial) {
     if (client.connections > 1) {
       // Back after a drop: what was read meanwhile (in another tab) shows as read again.
       fetchPage(Math.min(Math.max(notifications.size, 1), MAX_REFRESHED), 0).catch((failure) =>
-        showError(`Refreshing failed: ${failure.message}`));
+        showError(`Refreshing failed: ${describeError(failure)}`));
     }
     root.dataset.live = "true";
   });

@@ -8,35 +8,10 @@
 // thread has a socket of its own, resumed with `since` after a drop.
 
 import { RealtimeClient } from "../realtime/client.js";
+import { element, rest } from "../realtime/page.js";
 
 const REACTIONS = { like: "👍", love: "❤️", laugh: "😄", wow: "😮", sad: "😢", angry: "😠" };
 const TYPING_EVERY_SECONDS = 2;
-
-function csrfToken() {
-  return document.cookie.split("; ").find((c) => c.startsWith("csrftoken="))?.split("=")[1] ?? "";
-}
-
-async function rest(method, path, body) {
-  const response = await fetch(path, {
-    method,
-    headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken(), Accept: "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    credentials: "same-origin",
-  });
-  const data = await response.json();
-  if (!response.ok) throw new Error(data.error?.message ?? `HTTP ${response.status}`);
-  return data;
-}
-
-function element(tag, attributes = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attributes)) {
-    if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
-    else node.setAttribute(name, value);
-  }
-  node.append(...children);
-  return node;
-}
 
 export function mountCommentsPanel(root, { targetKind, targetId }) {
   const threads = new Map();

@@ -11,7 +11,9 @@
 // change is a command made at the revision its input last showed (`base_revision`), and what it
 // did comes back as an event like anyone else's. `applyFrame` and the helpers after it need no
 // DOM, so Node tests them (tests/unit/forms_live/test_builder_js.py). The client is given, not
-// imported, for the same reason.
+// imported, for the same reason (realtime/page.js touches the DOM only when called).
+
+import { element } from "../realtime/page.js";
 
 const CHOICE_TYPES = new Set(["single_choice", "multiple_choice"]);
 const TEXT_PROPS = new Set(["label", "help"]);
@@ -146,17 +148,6 @@ export function messageId() {
 }
 
 // --- the page ----------------------------------------------------------------------------------
-
-function element(tag, attributes = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attributes)) {
-    if (value === false || value === null || value === undefined) continue;
-    if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
-    else node.setAttribute(name, value === true ? "" : value);
-  }
-  node.append(...children);
-  return node;
-}
 
 export function mountFormBuilder(root, { client, role, userId }) {
   const state = newState();

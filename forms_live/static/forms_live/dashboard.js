@@ -11,6 +11,7 @@
 // change comes back to every dashboard, and to the respondent, through the sockets.
 
 import { RealtimeClient } from "../realtime/client.js";
+import { element, rest } from "../realtime/page.js";
 import { barLayout, describeRows, dropOffRows, formatDuration, formatRate, funnelRows, truncate } from "./charts.js";
 
 export const LATEST = 50;
@@ -72,16 +73,6 @@ export function formatWhen(ms, nowMs = Date.now()) {
 
 // --- drawing ---------------------------------------------------------------------------------
 
-function element(tag, attributes = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attributes)) {
-    if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
-    else node.setAttribute(name, value);
-  }
-  node.append(...children);
-  return node;
-}
-
 function svgElement(tag, attributes = {}, text = null) {
   const node = document.createElementNS(SVG, tag);
   for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, String(value));
@@ -124,25 +115,6 @@ export function drawBars(svg, description, rows) {
 }
 
 // --- the page --------------------------------------------------------------------------------
-
-function csrfToken() {
-  return document.cookie.split("; ").find((c) => c.startsWith("csrftoken="))?.split("=")[1] ?? "";
-}
-
-async function rest(method, path, body) {
-  const response = await fetch(path, {
-    method,
-    headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken(), Accept: "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    credentials: "same-origin",
-  });
-  const data = await response.json().catch(() => ({}));
-  if (!response.ok) {
-    const code = data.error?.code ?? `http_${response.status}`;
-    throw Object.assign(new Error(data.error?.message ?? `HTTP ${response.status}`), { code });
-  }
-  return data;
-}
 
 export function mountDashboard(root, { formId, badge = null }) {
   const byId = (id) => root.querySelector(`#${id}`);

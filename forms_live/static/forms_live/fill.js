@@ -13,6 +13,7 @@
 // it with `?submission=`; a token the server no longer knows is forgotten and a new one started.
 
 import { CommandError, RealtimeClient } from "../realtime/client.js";
+import { element } from "../realtime/page.js";
 
 export const UPDATE_EVERY_SECONDS = 0.3;
 const RETRY_SECONDS = 1;
@@ -210,16 +211,6 @@ export class UpdateQueue {
 }
 
 // --- the fields ------------------------------------------------------------------------------
-
-function element(tag, attributes = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attributes)) {
-    if (value === false || value === null || value === undefined) continue;
-    node.setAttribute(name, value === true ? "" : value);
-  }
-  node.append(...children);
-  return node;
-}
 
 /** Radios (single choice) or checkboxes (multiple choice) in a fieldset named by its legend. */
 function choiceNode(field, { id, describedBy, title, help, error }) {

@@ -13,6 +13,7 @@
 // permission) is shown beside what it is about.
 
 import { RealtimeClient } from "../realtime/client.js";
+import { describeError, element, rest } from "../realtime/page.js";
 
 const EVENTS_URL = "/ws/monitoring/events/";
 const RECORDED = "monitoring.event.recorded";
@@ -24,51 +25,6 @@ const POLL_SECONDS = { connections: 5, readiness: 10, apps: 15, announcements: 5
 const FILTER_DEBOUNCE_MS = 250;
 const OPEN_RECOUNT_MS = 1000;
 const SVG = "http://www.w3.org/2000/svg";
-
-function csrfToken() {
-  return document.cookie.split("; ").find((c) => c.startsWith("csrftoken="))?.split("=")[1] ?? "";
-}
-
-export class RequestError extends Error {
-  constructor(status, error) {
-    super(error?.message ?? `The server answered HTTP ${status}.`);
-    this.status = status;
-    this.code = error?.code ?? `http_${status}`;
-  }
-}
-
-async function rest(method, path, body) {
-  const response = await fetch(path, {
-    method,
-    headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken(), Accept: "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    credentials: "same-origin",
-  });
-  let data = null;
-  try {
-    data = await response.json();
-  } catch {
-    // not JSON (a proxy's error page): the status says enough
-  }
-  if (!response.ok) throw new RequestError(response.status, data?.error);
-  return data;
-}
-
-/** What the page shows of a failure: the error code and message, never a stack. */
-export function describeError(error) {
-  if (error?.code) return `${error.code}: ${error.error?.message ?? error.message}`;
-  return error?.message ?? String(error);
-}
-
-function element(tag, attributes = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attributes)) {
-    if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
-    else node.setAttribute(name, value);
-  }
-  node.append(...children);
-  return node;
-}
 
 function timeElement(iso, withDate = false) {
   const date = new Date(iso);

@@ -4,12 +4,10 @@ state the server's frames build, who edits which field, and the small texts, run
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from tests.unit import node
 
-ROOT = Path(__file__).resolve().parents[3]
-BUILDER = (ROOT / "forms_live/static/forms_live/builder.js").as_uri()
+BUILDER = node.static_module("forms_live/builder.js")
 STREAM = "forms.form.7"
 
 # The state as plain JSON: Maps as lists, in the page's order.

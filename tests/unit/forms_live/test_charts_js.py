@@ -2,14 +2,13 @@
 chart geometry (forms_live/static/forms_live/charts.js), the merging of its live updates
 (dashboard.js), and the fill page's messages and update queue (fill.js).
 
-The modules import each other as the browser finds them under /static/, so each test runs them
-from a copy of that tree (as collectstatic lays it out)."""
+The modules import each other as the browser finds them under /static/, so they run from a copy
+of that tree (tests/unit/node.py)."""
 
 from __future__ import annotations
 
 import json
 import math
-import shutil
 from pathlib import Path
 
 import pytest
@@ -18,19 +17,10 @@ from forms_live.analytics import FormStats, SubmissionFacts
 from forms_live.validation import CODES, FIELD_TYPES
 from tests.unit import node
 
-ROOT = Path(__file__).resolve().parents[3]
-STATIC_DIRS = {
-    "realtime": ROOT / "config/realtime/static/realtime",
-    "forms_live": ROOT / "forms_live/static/forms_live",
-}
-
 
 @pytest.fixture(scope="module")
-def static(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("static")
-    for name, source in STATIC_DIRS.items():
-        shutil.copytree(source, root / name)
-    return root
+def static() -> Path:
+    return node.static_root()
 
 
 def run(static: Path, body: str, data: object = None) -> object:
