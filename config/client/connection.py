@@ -5,6 +5,8 @@ It keeps one socket open for as long as you want it:
 
 - reconnects after any drop, waiting with exponential backoff and full jitter (0.5 s base,
   30 s cap) behind a circuit breaker (``config.client.backoff``), with a fresh ticket each time;
+  given several URLs (the workers themselves, without a load balancer), it moves to the next
+  one after each failed attempt or drop;
 - stops for good only on 4403 and 4404 (this object is not yours) or ``close()``;
 - commands are futures with timeouts; a command made while offline, or left unanswered by a
   drop, is sent (again) once the socket is back, in order. Commands carry their idempotency
@@ -38,7 +40,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -67,7 +69,7 @@ class CommandError(Exception):
 class RealtimeClient:
     def __init__(
         self,
-        url: str,
+        url: str | Sequence[str],
         *,
         ticket: Callable[[], Awaitable[str]] | None = None,
         origin: str | None = None,
@@ -78,7 +80,12 @@ class RealtimeClient:
         backoff_base: float = BASE_SECONDS,
         backoff_cap: float = CAP_SECONDS,
     ) -> None:
-        self.url = url
+        # One URL (a load balancer's), or the workers' own: after a failed attempt or a drop
+        # the next one is tried, so a dead worker's clients move to a live one.
+        self.urls = [url] if isinstance(url, str) else list(url)
+        if not self.urls:
+            raise ValueError("RealtimeClient needs a URL")
+        self._url_index = 0
         self.ticket = ticket
         self.origin = origin
         self.headers = headers or {}
@@ -210,10 +217,12 @@ class RealtimeClient:
                 if refused.code in TERMINAL_CLOSE_CODES:
                     self._stop(refused.code)
                     return
+                self._next_url()  # a worker that is stopping (4012) or not for us: another one
                 failures = await self._failed(failures)
                 continue
             except Exception as error:  # network, handshake, ticket: try again later
                 log.info("connecting to %s failed: %r", self.url, error)
+                self._next_url()
                 failures = await self._failed(failures)
                 continue
             failures = 0
@@ -224,6 +233,7 @@ class RealtimeClient:
                 return
             if not self._closing:
                 self._set_state(OFFLINE)
+                self._next_url()
                 # A socket that was open and dropped: back soon, but not all clients at once.
                 await asyncio.sleep(self._delay(0))
 
@@ -232,6 +242,14 @@ class RealtimeClient:
         self._set_state(OFFLINE)
         await asyncio.sleep(self._delay(failures))
         return failures + 1
+
+    @property
+    def url(self) -> str:
+        """The URL the next (or current) socket goes to."""
+        return self.urls[self._url_index]
+
+    def _next_url(self) -> None:
+        self._url_index = (self._url_index + 1) % len(self.urls)
 
     def _delay(self, failures: int) -> float:
         return backoff_delay(failures=failures, random=random.random(), **self.backoff)  # noqa: S311

@@ -48,6 +48,7 @@ class Worker:
     log_path: Path
     host: str = "127.0.0.1"
     extra: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str | None] = field(default_factory=dict)  # what it was started with
 
     @property
     def pid(self) -> int:
@@ -96,7 +97,16 @@ def start_worker(
             stdout=log_file,
             stderr=subprocess.STDOUT,
         )
-    return Worker(port=port, process=process, log_path=log_path)
+    return Worker(port=port, process=process, log_path=log_path, env=dict(env))
+
+
+def restart_worker(worker: Worker) -> Worker:
+    """A new Daphne on the same port, environment and log directory (a stopped or killed one's
+    successor, as a service manager would start it); healthy when returned."""
+    stop_worker(worker)
+    restarted = start_worker(worker.env, log_dir=worker.log_path.parent, port=worker.port)
+    wait_healthy(restarted)
+    return restarted
 
 
 def wait_healthy(worker: Worker, timeout: float = 30.0) -> None:

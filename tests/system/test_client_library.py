@@ -21,7 +21,7 @@ from collab.client import DocumentSession
 from collab.models import Document, Role
 from collab.services import document_create, member_set
 from config.client import Breaker, CommandError, RealtimeClient
-from monitoring.loadtest.workers import Worker
+from monitoring.loadtest.workers import Worker, free_port
 from tests.system.client import ORIGIN, fetch_ticket, http_request
 from tests.system.conftest import Account
 
@@ -308,3 +308,19 @@ async def test_the_browser_client_survives_a_ten_second_drop_mid_typing_too(
     if early:
         warnings.warn(f"sockets closed before the drop: {early}", stacklevel=1)
     assert result["errors"] == [[], []]
+
+
+async def test_given_several_urls_it_moves_past_a_dead_one(worker_a, alice):
+    dead = f"ws://127.0.0.1:{free_port()}{PRESENCE}"  # nothing listens there
+    client = RealtimeClient(
+        [dead, worker_a.ws_url(PRESENCE)],
+        ticket=ticket_source(worker_a, alice, []),
+        origin=ORIGIN,
+        backoff_cap=0.2,
+    )
+    await client.start()
+    await client.wait_open()
+
+    assert client.url == worker_a.ws_url(PRESENCE)
+    assert client.connections == 1
+    await client.close()

@@ -33,9 +33,7 @@ from monitoring.loadtest.workers import (
     Worker,
     daphne_workers,
     free_port,
-    start_worker,
-    stop_worker,
-    wait_healthy,
+    restart_worker,
 )
 from tests.system.client import ORIGIN, fetch_ticket, http_request
 from tests.system.conftest import Account, worker_env
@@ -231,14 +229,8 @@ async def test_a_rolling_restart_behind_nginx_loses_no_keystroke(nginx, nginx_wo
             await asyncio.sleep(0.1)
 
     typing = [asyncio.create_task(type_into(s, k)) for s, k in zip(sessions, keys, strict=True)]
-    env = worker_env() | {"PROMETHEUS_MULTIPROC_DIR": None}
     for index, worker in enumerate(list(nginx_workers)):  # one at a time, as operators do
-        await asyncio.to_thread(stop_worker, worker)
-        restarted = await asyncio.to_thread(
-            start_worker, env, log_dir=worker.log_path.parent, port=worker.port
-        )
-        await asyncio.to_thread(wait_healthy, restarted)
-        nginx_workers[index] = restarted
+        nginx_workers[index] = await asyncio.to_thread(restart_worker, worker)
     await asyncio.gather(*typing)
     for session in sessions:
         await session.settled(timeout=30)
