@@ -19,13 +19,16 @@ against what is in flight and buffered, exactly as live ones are.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from collab import ot
 from collab.otclient import Editor
-from config.client import RealtimeClient
+from config.client import CommandError, RealtimeClient
+from config.client.backoff import backoff_delay
 
 log = logging.getLogger(__name__)
 # An op waits in the client's queue across drops: a long bound, not a speed expectation.
@@ -137,10 +140,27 @@ class DocumentSession:
                 assert self.editor is not None
                 self._submit(self.editor.ack(reply["data"]["version"], seq=submit["seq"]))
 
-        try:
-            await self.client.command(
-                "collab.op.submit", submit, timeout=SUBMIT_TIMEOUT_SECONDS, on_reply=acked
-            )
-        except Exception as error:  # rejected (invalid, conflict) or the client closed
-            self.errors.append(error)
-            log.warning("an op was not accepted: %r", error)
+        for attempt in itertools.count():
+            try:
+                await self.client.command(
+                    "collab.op.submit", submit, timeout=SUBMIT_TIMEOUT_SECONDS, on_reply=acked
+                )
+                return
+            except CommandError as error:
+                if not error.error.get("retry"):
+                    self._rejected(error)
+                    return
+                # Rate limited, or the server short of Redis or the database: the same op (the
+                # same client_id and seq, so applied once) again after its retry_after.
+                wait = error.error.get("retry_after") or backoff_delay(
+                    failures=attempt,
+                    random=random.random(),  # noqa: S311
+                )
+                await asyncio.sleep(wait)
+            except Exception as error:  # the client closed, or the op waited too long
+                self._rejected(error)
+                return
+
+    def _rejected(self, error: Exception) -> None:
+        self.errors.append(error)
+        log.warning("an op was not accepted: %r", error)

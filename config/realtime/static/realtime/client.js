@@ -512,8 +512,20 @@ export class DocumentSession {
     const onReply = (reply) => {
       if (reply.type === "ack") this._submit(this.editor.ack(reply.data.version, submit.seq));
     };
-    this.client
-      .command("collab.op.submit", submit, { timeout: this.submitTimeout, onReply })
+    const send = async () => {
+      // A retryable answer (rate limited, the server short of Redis or the database) is sent
+      // again after its retry_after, or a backoff: the same (client_id, seq), so applied once.
+      for (let attempt = 0; ; attempt += 1) {
+        try {
+          return await this.client.command("collab.op.submit", submit, { timeout: this.submitTimeout, onReply });
+        } catch (error) {
+          if (!(error instanceof CommandError) || !error.error.retry) throw error;
+          const wait = error.error.retry_after ?? backoffDelay(attempt, Math.random(), BASE_SECONDS, CAP_SECONDS);
+          await new Promise((resolve) => setTimeout(resolve, wait * 1000));
+        }
+      }
+    };
+    send()
       .catch((error) => this.errors.push(error))
       .finally(() => {
         this._inflightSubmits -= 1;
