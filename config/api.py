@@ -13,8 +13,6 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
-from django.db import InterfaceError as DatabaseInterfaceError
-from django.db import OperationalError as DatabaseOperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions, status
@@ -23,6 +21,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import BaseThrottle
 
 from config.errors import AppError, ErrorCode
+from config.outages import service_unavailable
 from config.realtime.envelope import check_value, loads_strict
 from config.realtime.ratelimit import parse_rate
 from config.realtime.throttle import throttle
@@ -104,11 +103,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
 def _as_app_error(exc: Exception) -> AppError | None:
     if isinstance(exc, AppError):
         return exc
-    if isinstance(exc, DatabaseOperationalError | DatabaseInterfaceError):
-        # The database is down or restarting (or the pool timed out): a retryable 503 with the
-        # usual error shape, not a 500. Logged, since operators need to see it.
-        log.warning("database unavailable: %s", type(exc).__name__)
-        return AppError(ErrorCode.UNAVAILABLE, "The database is unavailable; retry shortly.")
+    if (unavailable := service_unavailable(exc)) is not None:
+        return unavailable
     if isinstance(exc, Http404):
         return AppError(ErrorCode.NOT_FOUND, "Not found.")
     if isinstance(exc, PermissionDenied):

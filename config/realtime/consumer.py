@@ -43,6 +43,7 @@ from config.errors import (
     AppError,
     ErrorCode,
 )
+from config.outages import service_unavailable
 from config.realtime.connections import connections_for_loop
 from config.realtime.control import worker_control
 from config.realtime.envelope import (
@@ -333,10 +334,12 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             if command_id is None and raw is not None and error.code != ErrorCode.TOO_LARGE:
                 command_id = peek_id(raw)
             await self._reply_error(command_id, error, command_type)
-        except Exception:
-            log.exception("handling %s failed", command_type)
-            internal = AppError(ErrorCode.INTERNAL, "Internal error.")
-            await self._reply_error(command_id, internal, command_type)
+        except Exception as failure:
+            answer = service_unavailable(failure)  # PostgreSQL or Redis down: retryable
+            if answer is None:
+                log.exception("handling %s failed", command_type)
+                answer = AppError(ErrorCode.INTERNAL, "Internal error.")
+            await self._reply_error(command_id, answer, command_type)
         finally:
             metrics.HANDLER_SECONDS.labels(app=self.app, type=command_type).observe(
                 time.perf_counter() - received_at
