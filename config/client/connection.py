@@ -76,6 +76,8 @@ class RealtimeClient:
         headers: dict[str, str] | None = None,
         resume: Callable[[dict[str, int]], dict[str, Any]] | None = None,
         open_timeout: float = 10.0,
+        ping_interval: float = 10.0,
+        ping_timeout: float = 10.0,
         breaker: Breaker | None = None,
         backoff_base: float = BASE_SECONDS,
         backoff_cap: float = CAP_SECONDS,
@@ -91,6 +93,9 @@ class RealtimeClient:
         self.headers = headers or {}
         self.resume = resume
         self.open_timeout = open_timeout
+        # A socket whose peer went silent (a partition: no FIN, no RST) is given up after at
+        # most ping_interval + ping_timeout, then the client reconnects.
+        self.ping = {"ping_interval": ping_interval, "ping_timeout": ping_timeout}
         self.breaker = breaker or Breaker()
         self.backoff = {"base": backoff_base, "cap": backoff_cap}
         self.state = CLOSED
@@ -267,6 +272,7 @@ class RealtimeClient:
             additional_headers=self.headers,
             open_timeout=self.open_timeout,
             close_timeout=2,
+            **self.ping,
         )
         try:
             async with asyncio.timeout(self.open_timeout):
