@@ -20,6 +20,7 @@ stable code (never exception text); closes abusive or silent sockets; relays gro
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -27,6 +28,7 @@ from collections.abc import Awaitable, Callable
 from functools import cache
 from typing import Any, ClassVar, Protocol
 
+from autobahn.exception import Disconnected
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -120,6 +122,10 @@ def _messages_out(app: str, kind: str):  # type: ignore[no-untyped-def]
 @cache
 def _delivery_seconds(app: str):  # type: ignore[no-untyped-def]
     return metrics.DELIVERY_SECONDS.labels(app=app)
+
+
+# Clean-ups of consumers that ended without their disconnect, kept until done (tasks are weak).
+_orphan_cleanups: set[asyncio.Task[None]] = set()
 
 
 class RealtimeConsumer(AsyncWebsocketConsumer):
@@ -244,20 +250,50 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         }
 
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
-        if getattr(self, "registered", False):
-            self.registry.discard(self)
-            metrics.WS_CONNECTIONS.labels(app=self.app).dec()
-            try:
-                await self.on_disconnect(message.get("code", 1000))
-            except Exception:
-                log.exception("%s.on_disconnect failed", type(self).__name__)
-            try:
-                await self.presence.closed()
-            except Exception:  # the entry lapses by itself within the presence TTL
-                log.warning("dropping the presence of a closed connection failed", exc_info=True)
-            for group in list(self.joined_groups):
-                await self.leave_group(group)
+        await self._clean_up(message.get("code", 1000))
         raise StopConsumer()
+
+    async def _clean_up(self, code: int) -> None:
+        """Everything a registered connection holds, given back once: the registry, the gauge,
+        the app's hook, presence, groups."""
+        if not getattr(self, "registered", False):
+            return
+        self.registered = False  # claimed: a second call (see __call__) does nothing
+        self.registry.discard(self)
+        metrics.WS_CONNECTIONS.labels(app=self.app).dec()
+        try:
+            await self.on_disconnect(code)
+        except Exception:
+            log.exception("%s.on_disconnect failed", type(self).__name__)
+        try:
+            await self.presence.closed()
+        except Exception:  # the entry lapses by itself within the presence TTL
+            log.warning("dropping the presence of a closed connection failed", exc_info=True)
+        for group in list(self.joined_groups):
+            await self.leave_group(group)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            if getattr(self, "registered", False):
+                # The consumer ended without handling websocket.disconnect: an exception, or
+                # Daphne killed it at --application-close-timeout with the disconnect still
+                # queued behind slow work. Its connection must not stay counted, present and
+                # in its groups for good (found by the churn load test), so the clean-up runs
+                # in a task of its own: this one may be cancelled.
+                task = asyncio.get_running_loop().create_task(self._clean_up(1006))
+                _orphan_cleanups.add(task)
+                task.add_done_callback(_orphan_cleanups.discard)
+
+    async def send(
+        self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool = False
+    ) -> None:
+        # The client's close frame is in and the TCP connection not yet gone: autobahn refuses
+        # to send, and raising here would end the consumer before it handles the
+        # websocket.disconnect that follows. The frame was for a socket going away anyway.
+        with contextlib.suppress(Disconnected):
+            await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
 
     # --- timers ------------------------------------------------------------------------------
     def message_self_at(self, when: float, message_type: str) -> asyncio.TimerHandle:

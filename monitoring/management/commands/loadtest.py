@@ -1,4 +1,4 @@
-"""``manage.py loadtest hold|fanout|ot-hot|ot-many|join|comments|forms``: real WebSocket
+"""``manage.py loadtest hold|fanout|ot-hot|ot-many|join|comments|forms|churn``: real WebSocket
 clients against real Daphne workers.
 
     manage.py loadtest hold --connections 2000 --rooms 100 --hold 30 \\
@@ -9,12 +9,18 @@ clients against real Daphne workers.
     manage.py loadtest join --size-kb 100 --joins 200 --spawn 2
     manage.py loadtest comments --threads 20 --users 10 --rate 100 --duration 20 --spawn 2
     manage.py loadtest forms --forms 10 --respondents 200 --dashboards 2 --rate 100 --spawn 2
+    manage.py loadtest churn --clients 200 --duration 300 --spawn 2
+
+``churn`` runs the project's own Python client (``config.client.RealtimeClient``, and
+``collab.client.DocumentSession`` for editors) instead of the lean raw sockets of the others:
+each client is cut (dropped, or closed and started again) every few seconds while it sends
+commands or types, and the workers' memory is sampled (monitoring/loadtest/churnscenarios.py).
 
 With ``--spawn`` the workers get the current environment plus every ``--worker-env KEY=VALUE``;
 for ot-hot and ot-many ``REALTIME_RATE_OP``, for comments ``REALTIME_RATE_COMMENT`` and
-``REALTIME_RATE_REACTION``, and for forms ``REALTIME_RATE_FORM_FILL``, default to 100000/min
-there (unless set in the environment or by ``--worker-env``), so that the per-user limiter is
-not what is measured.
+``REALTIME_RATE_REACTION``, for forms ``REALTIME_RATE_FORM_FILL``, and for churn
+``API_RATE_TICKET`` (a ticket per connection), default to 100000/min there (unless set in
+the environment or by ``--worker-env``), so that the per-user limiter is not what is measured.
 
 Prints one JSON line of results on stdout (progress goes to stderr). The command shares the
 workers' database and Redis: it creates load users (``load-NNNNN``) and mints their tickets
@@ -34,6 +40,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from config.realtime.ratelimit import parse_rate
+from monitoring.loadtest.churnscenarios import ChurnOptions, run_churn
 from monitoring.loadtest.commentscenarios import CommentsOptions, run_comments
 from monitoring.loadtest.formscenarios import FormsOptions, run_forms
 from monitoring.loadtest.otscenarios import JoinOptions, OtOptions, run_join, run_ot
@@ -59,6 +66,8 @@ WORKER_RATES = {
         "REALTIME_RATE_REACTION": WORKER_RATE,
     },
     "forms": {"REALTIME_RATE_FORM_FILL": WORKER_RATE},
+    # Every (re)connection asks POST /api/realtime/tickets/ for its ticket.
+    "churn": {"API_RATE_TICKET": WORKER_RATE},
 }
 
 
@@ -127,8 +136,70 @@ class Command(BaseCommand):
             "--settle", type=float, default=15.0, help="bound on the waits for answers and boards"
         )
         forms.add_argument("--seed", type=int, default=0)
-        for sub in (hold, fanout, hot, many, join, comments, forms):
+        churn = scenarios.add_parser(
+            "churn", help="clients of the Python client library cut and reconnecting"
+        )
+        self._add_churn_arguments(churn)
+        for sub in (hold, fanout, hot, many, join, comments, forms, churn):
             self._add_target_arguments(sub)
+
+    @staticmethod
+    def _add_churn_arguments(churn: Any) -> None:
+        churn.add_argument("--clients", type=int, default=200, help="in total (default 200)")
+        churn.add_argument(
+            "--duration", type=float, default=60.0, help="seconds of churn (default 60)"
+        )
+        churn.add_argument(
+            "--editors", type=int, help="of the clients, document editors (default clients/20)"
+        )
+        churn.add_argument(
+            "--documents", type=int, help="shared by the editors (default editors/5)"
+        )
+        churn.add_argument("--rooms", type=int, help="of the presence clients (default one per 10)")
+        churn.add_argument(
+            "--cut-min", type=float, default=1.0, help="seconds open before a cut, from (default 1)"
+        )
+        churn.add_argument("--cut-max", type=float, default=5.0, help="... to (default 5)")
+        churn.add_argument(
+            "--clean-share",
+            type=float,
+            default=0.2,
+            help="of the cuts, close() and start() again; the rest drop() (default 0.2)",
+        )
+        churn.add_argument(
+            "--command-interval",
+            type=float,
+            default=5.0,
+            help="mean seconds between a presence client's commands (default 5)",
+        )
+        churn.add_argument(
+            "--type-interval",
+            type=float,
+            default=0.5,
+            help="mean seconds between an editor's keystrokes (default 0.5)",
+        )
+        churn.add_argument("--backoff-base", type=float, default=0.1, help="seconds (0.1)")
+        churn.add_argument("--backoff-cap", type=float, default=1.0, help="seconds (1)")
+        churn.add_argument("--breaker-threshold", type=int, default=5)
+        churn.add_argument("--breaker-cooldown", type=float, default=2.0, help="seconds (2)")
+        churn.add_argument(
+            "--sample-interval", type=float, default=5.0, help="seconds between memory samples"
+        )
+        churn.add_argument(
+            "--warmup",
+            type=float,
+            help="seconds of churn before the memory baseline (default duration/4, at most 60)",
+        )
+        churn.add_argument(
+            "--max-growth-pct",
+            type=float,
+            default=5.0,
+            help="worker RSS growth after the warm-up that fails the run (default 5)",
+        )
+        churn.add_argument(
+            "--settle", type=float, default=30.0, help="bound on the waits after the churn"
+        )
+        churn.add_argument("--seed", type=int, default=0)
 
     @staticmethod
     def _add_target_arguments(parser: Any) -> None:
@@ -227,6 +298,21 @@ class Command(BaseCommand):
             raise CommandError(
                 "forms: give forms, respondents, dashboards and rate > 0, invalid share 0..1."
             )
+        if options["scenario"] == "churn" and not (
+            options["clients"] > 0
+            and options["duration"] > 0
+            and 0 < options["cut_min"] <= options["cut_max"]
+            and 0 <= options["clean_share"] <= 1
+            and options["command_interval"] > 0
+            and options["type_interval"] > 0
+            and options["sample_interval"] > 0
+            and options["backoff_base"] >= 0
+            and options["backoff_cap"] >= 0
+        ):
+            raise CommandError(
+                "churn: give clients, duration, intervals > 0, cut-min <= cut-max, "
+                "clean share 0..1."
+            )
         if options["scenario"] == "fanout":
             per_client = options["rate"] / (options["rooms"] * options["members"])
             limit = settings.REALTIME_RATES["presence.signal.send"]
@@ -296,6 +382,8 @@ class Command(BaseCommand):
                     seed=options["seed"],
                 ),
             )
+        if scenario == "churn":
+            return run_churn(target, churn_options(options))
         if scenario == "join":
             return run_join(
                 target,
@@ -333,6 +421,30 @@ def worker_env(options: dict[str, Any]) -> dict[str, str]:
         key, _, value = item.partition("=")
         env[key] = value
     return env
+
+
+def churn_options(options: dict[str, Any]) -> ChurnOptions:
+    return ChurnOptions(
+        clients=options["clients"],
+        duration=options["duration"],
+        editors=options["editors"],
+        documents=options["documents"],
+        rooms=options["rooms"],
+        cut_min=options["cut_min"],
+        cut_max=options["cut_max"],
+        clean_share=options["clean_share"],
+        command_interval=options["command_interval"],
+        type_interval=options["type_interval"],
+        backoff_base=options["backoff_base"],
+        backoff_cap=options["backoff_cap"],
+        breaker_threshold=options["breaker_threshold"],
+        breaker_cooldown=options["breaker_cooldown"],
+        sample_interval=options["sample_interval"],
+        warmup=options["warmup"],
+        max_growth_pct=options["max_growth_pct"],
+        settle=options["settle"],
+        seed=options["seed"],
+    )
 
 
 def _raise_keyboard_interrupt(signum: int, frame: object) -> None:

@@ -376,3 +376,24 @@ async def test_status_changes_are_rate_limited_per_user(ws_user, open_ws, settin
 
     assert [r["type"] for r in replies] == ["ack", "ack", "error"]
     assert replies[2]["error"]["code"] == "rate_limited"
+
+
+async def test_a_consumer_killed_before_its_disconnect_still_leaves(
+    ws_user, ws_other_user, open_ws
+):
+    """Daphne cancels a consumer whose disconnect waited too long (--application-close-timeout):
+    its connection must not stay present, counted and in its rooms for good (found by the
+    churn load test)."""
+    alice, _ = await open_ws(ws_user)
+    await ack(alice, "presence.room.join", {"room": "lobby.killed"})
+    await drain(alice)
+    bob, _ = await open_ws(ws_other_user)
+    await ack(bob, "presence.room.join", {"room": "lobby.killed"})
+    await next_of(alice, "presence.member.joined")
+
+    bob.future.cancel()  # killed, as Daphne does: no websocket.disconnect handled
+    departure = await next_of(alice, "presence.member.left")
+
+    assert departure["data"]["user"]["id"] == ws_other_user.pk
+    views = await get_presence_store().views([ws_other_user.pk])
+    assert views[ws_other_user.pk].status == "offline"
