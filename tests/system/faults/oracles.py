@@ -1,0 +1,99 @@
+"""What the fault tests share: a document edited by the project's client on both workers, the
+typing, the probe, and the oracles of RELIABILITY.md section 1, checked after each fault.
+
+    document = await shared_document(accounts, "F3")
+    sessions = [editor(worker, account, document, f"e{i}") for ...]
+    ...fault...
+    await probe(sessions)                # one more edit must reach every editor
+    await assert_oracles(document, sessions)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+from asgiref.sync import sync_to_async
+from django.contrib.auth import get_user_model
+
+from collab import ot
+from collab.client import DocumentSession
+from collab.models import Document, Operation, Role
+from collab.services import document_create, member_set
+from monitoring.loadtest.workers import Worker
+from tests.system.client import ORIGIN, fetch_ticket
+from tests.system.conftest import Account
+
+
+@sync_to_async
+def shared_document(accounts: list[Account], title: str) -> Document:
+    """A document the first account owns and the others may edit, committed for the workers."""
+    owner = get_user_model().objects.get(pk=accounts[0].user_id)
+    document = document_create(owner=owner, title=title, content="")
+    for account in accounts[1:]:
+        member_set(user=owner, document_id=document.pk, member_id=account.user_id,
+                   role=Role.EDITOR)  # fmt: skip
+    return document
+
+
+def editor(
+    workers: list[Worker], account: Account, document: Document, name: str, **options
+) -> DocumentSession:
+    """An editor on the first worker given; with more, it moves to the next when one fails,
+    and its tickets come from whichever answers."""
+
+    async def ticket() -> str:
+        for worker in workers:
+            try:
+                return await fetch_ticket(worker.http_url(), account.token)
+            except OSError:
+                continue
+        raise ConnectionError("no worker answers")
+
+    path = f"/ws/collab/documents/{document.pk}/"
+    urls = [worker.ws_url(path) for worker in workers]
+    return DocumentSession(urls, client_id=name, ticket=ticket, origin=ORIGIN,
+                           **{"backoff_cap": 2.0, **options})  # fmt: skip
+
+
+async def type_for(session: DocumentSession, seconds: float, rng: random.Random) -> None:
+    """Random one-character edits every 50-150 ms, online or not."""
+    loop = asyncio.get_running_loop()
+    until = loop.time() + seconds
+    while loop.time() < until:
+        position = rng.randint(0, len(session.text))
+        session.edit([position, rng.choice("abcxyz")] if position else ["q"])
+        await asyncio.sleep(rng.uniform(0.05, 0.15))
+
+
+async def probe(sessions: list[DocumentSession], timeout: float = 30.0) -> None:  # noqa: ASYNC109
+    """Every editor settled; then one more edit, which must reach all of them."""
+    for session in sessions:
+        await session.settled(timeout=timeout)
+    sessions[0].edit([len(sessions[0].text), "!"])
+    await sessions[0].settled(timeout=timeout)
+    async with asyncio.timeout(timeout):
+        while {s.version for s in sessions} != {sessions[0].version}:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+
+
+async def assert_oracles(document: Document, sessions: list[DocumentSession]) -> None:
+    """Convergence (replicas = snapshot = replay of the stored ops), the probe arrived, no
+    acknowledged op lost, none applied twice, and no editor left with an error."""
+    stored = await sync_to_async(Document.objects.get)(pk=document.pk)
+    ops = await sync_to_async(
+        lambda: list(Operation.objects.filter(document_id=document.pk).order_by("version"))
+    )()
+    replayed = ""
+    for operation in ops:
+        replayed = ot.apply(replayed, operation.op)
+    keys = [(op.client_id, op.seq) for op in ops]
+    acked = sorted((s.client_id, seq) for s in sessions for seq in s.editor.acked)  # type: ignore[union-attr]
+
+    assert [s.errors for s in sessions] == [[]] * len(sessions)
+    assert [s.text for s in sessions] == [stored.content] * len(sessions)
+    assert stored.content.endswith("!"), "the probe did not arrive"
+    assert replayed == stored.content
+    assert [op.version for op in ops] == list(range(1, stored.version + 1))
+    assert len(keys) == len(set(keys)), "an op was applied twice"
+    assert sorted(keys) == acked, "an acknowledged op is missing (or an unacknowledged stored)"
