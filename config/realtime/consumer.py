@@ -31,6 +31,7 @@ from typing import Any, ClassVar, Protocol
 from autobahn.exception import Disconnected
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels_redis.pubsub import RedisPubSubChannelLayer
 from django.conf import settings
 from django.utils.module_loading import import_string
 
@@ -124,8 +125,20 @@ def _delivery_seconds(app: str):  # type: ignore[no-untyped-def]
     return metrics.DELIVERY_SECONDS.labels(app=app)
 
 
-# Clean-ups of consumers that ended without their disconnect, kept until done (tasks are weak).
+# Clean-ups that outlive their consumer, kept until done (the loop holds tasks weakly).
 _orphan_cleanups: set[asyncio.Task[None]] = set()
+
+
+def _in_background(work: Any) -> None:
+    async def run() -> None:
+        try:
+            await work
+        except Exception:  # Redis down, say: nobody waits for this, so it is logged here
+            log.warning("a clean-up after a consumer ended failed", exc_info=True)
+
+    task = asyncio.get_running_loop().create_task(run())
+    _orphan_cleanups.add(task)
+    task.add_done_callback(_orphan_cleanups.discard)
 
 
 class RealtimeConsumer(AsyncWebsocketConsumer):
@@ -282,9 +295,22 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 # queued behind slow work. Its connection must not stay counted, present and
                 # in its groups for good (found by the churn load test), so the clean-up runs
                 # in a task of its own: this one may be cancelled.
-                task = asyncio.get_running_loop().create_task(self._clean_up(1006))
-                _orphan_cleanups.add(task)
-                task.add_done_callback(_orphan_cleanups.discard)
+                _in_background(self._clean_up(1006))
+            self._forget_channel()
+
+    def _forget_channel(self) -> None:
+        """Drop this consumer's channel from the pub/sub layer. RedisPubSubChannelLayer drops
+        a channel's queue and Redis subscription only when a pending receive() on it is
+        cancelled; a consumer whose last receive had already completed left both behind, about
+        4 KiB per reconnect (django/channels_redis#276; the churn load test, docs/benchmarks.md).
+        Its ``channels`` dict is private API, hence the guards."""
+        layer = getattr(self, "channel_layer", None)
+        channel = getattr(self, "channel_name", None)
+        if not isinstance(layer, RedisPubSubChannelLayer) or channel is None:
+            return
+        loop_layer = layer._get_layer()
+        if loop_layer.channels.pop(channel, None) is not None:
+            _in_background(loop_layer._get_shard(channel).unsubscribe(channel))
 
     async def send(
         self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool = False

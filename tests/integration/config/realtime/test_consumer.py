@@ -8,8 +8,10 @@ import logging
 from typing import Any
 
 import pytest
+from channels.layers import get_channel_layer
 from channels.routing import URLRouter
 from channels.security.websocket import OriginValidator
+from channels_redis.pubsub import RedisPubSubChannelLayer
 from django.urls import path
 
 from config.errors import (
@@ -425,3 +427,20 @@ async def test_the_connection_gauge_follows_connects_and_disconnects(ws_user, op
     await comm.disconnect()
 
     assert gauge._value.get() == before
+
+
+async def test_a_channel_the_pubsub_layer_kept_is_dropped_when_the_consumer_ends():
+    """django/channels_redis#276: the layer forgets a channel only when a pending receive() on
+    it is cancelled; one whose last receive had completed stayed (found by the churn test)."""
+    layer = get_channel_layer()
+    assert isinstance(layer, RedisPubSubChannelLayer), "the tests run on the pub/sub layer"
+    channel = await layer.new_channel()
+    await layer.send(channel, {"type": "realtime.frame", "frame": "{}"})
+    await layer.receive(channel)  # completed, not cancelled: the layer keeps the queue
+    assert channel in layer._get_layer().channels
+
+    consumer = RealtimeConsumer()
+    consumer.channel_layer, consumer.channel_name = layer, channel
+    consumer._forget_channel()
+
+    assert channel not in layer._get_layer().channels
