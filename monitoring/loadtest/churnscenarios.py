@@ -43,12 +43,10 @@ from typing import Any
 import psutil
 import redis
 from django.conf import settings
-from django.db import transaction
 from django.db.models import Count
 from rest_framework.authtoken.models import Token
 
 from collab.models import Document, Operation
-from collab.services import document_create, member_set
 from config.client.backoff import BASE_SECONDS, CAP_SECONDS, Breaker
 from monitoring.loadtest import measure
 from monitoring.loadtest.churn import (
@@ -59,7 +57,7 @@ from monitoring.loadtest.churn import (
     ChurnSpec,
     churn_generator_main,
 )
-from monitoring.loadtest.otscenarios import _content, _users, check_documents
+from monitoring.loadtest.otscenarios import _users, check_documents, create_shared_documents
 from monitoring.loadtest.scenarios import MARGIN_SECONDS, ORPHAN_SECONDS, Run, Target, merged
 
 PRESENCE_PATH = "/ws/presence/"
@@ -128,22 +126,9 @@ def tokens_for(user_ids: list[int]) -> list[str]:
 
 def create_documents(users: list[Any], options: ChurnOptions) -> list[int]:
     """Document d belongs to its first editor's user; the document's other editors are added."""
-    ids: list[int] = []
     editors, documents = options.editors or 0, options.documents or 0
-    with transaction.atomic():
-        for d in range(documents):
-            members = [users[e] for e in range(editors) if e % documents == d]
-            document = document_create(
-                owner=members[0],
-                title=f"churn {d}",
-                content=_content(INITIAL_CHARS, seed=options.seed + d),
-            )
-            for user in members[1:]:
-                member_set(
-                    user=members[0], document_id=document.pk, member_id=user.pk, role="editor"
-                )
-            ids.append(document.pk)
-    return ids
+    groups = [[users[e] for e in range(editors) if e % documents == d] for d in range(documents)]
+    return create_shared_documents(groups, title="churn", seed=options.seed, chars=INITIAL_CHARS)
 
 
 # --- the server's side: memory, descriptors, connection gauges ---------------------------------

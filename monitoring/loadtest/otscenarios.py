@@ -93,17 +93,26 @@ def _base_urls(target: Target) -> list[str]:
 
 # --- ot-hot / ot-many --------------------------------------------------------------------------
 def create_documents(options: OtOptions) -> list[int]:
-    """``documents`` documents with ``editors`` editors each: document d belongs to the user of
-    its first editor, the others are added as editors."""
+    """``documents`` documents with ``editors`` editors each."""
     users = _users(options.documents * options.editors)
+    groups = [
+        users[d * options.editors : (d + 1) * options.editors] for d in range(options.documents)
+    ]
+    return create_shared_documents(groups, title="load", seed=options.seed)
+
+
+def create_shared_documents(
+    groups: list[list[Any]], *, title: str, seed: int, chars: int = INITIAL_CHARS
+) -> list[int]:
+    """One document per group of users: document d belongs to its group's first user, the
+    others are added as editors; each starts with ``chars`` characters of seeded text."""
     ids = []
     with transaction.atomic():
-        for d in range(options.documents):
-            members = users[d * options.editors : (d + 1) * options.editors]
+        for d, members in enumerate(groups):
             document = document_create(
                 owner=members[0],
-                title=f"load {d}",
-                content=_content(INITIAL_CHARS, seed=options.seed + d),
+                title=f"{title} {d}",
+                content=_content(chars, seed=seed + d),
             )
             for user in members[1:]:
                 member_set(
