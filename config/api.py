@@ -7,7 +7,6 @@ Every REST error has the same shape as a WebSocket error frame's ``error`` objec
 
 from __future__ import annotations
 
-import logging
 import math
 from typing import Any
 
@@ -26,8 +25,6 @@ from config.realtime.envelope import check_value, loads_strict
 from config.realtime.ratelimit import parse_rate
 from config.realtime.throttle import throttle
 from monitoring import metrics
-
-log = logging.getLogger(__name__)
 
 
 class LimitedJSONParser(JSONParser):
