@@ -269,6 +269,9 @@ REALTIME_ALLOWED_ORIGINS = env_list(
 if not DEBUG and "*" in REALTIME_ALLOWED_ORIGINS:
     raise ImproperlyConfigured("DJANGO_WS_ALLOWED_ORIGINS must not contain '*' when not DEBUG.")
 REALTIME_MAX_MESSAGE_BYTES = env_int("REALTIME_MAX_MESSAGE_BYTES", 65536)
+# Routes /ws/bench/bare/ (monitoring/baseline.py), the bare Channels relay that
+# `loadtest fanout --baseline` compares us with. A benchmark fixture: off in production.
+REALTIME_BARE_BASELINE = env_bool("REALTIME_BARE_BASELINE", False)
 REALTIME_MAX_DEPTH = env_int("REALTIME_MAX_DEPTH", 32)
 REALTIME_HEARTBEAT_SECONDS = env_int("REALTIME_HEARTBEAT_SECONDS", 15)
 # A connection silent for this long (no frame at all) is closed with 4408.

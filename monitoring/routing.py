@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.urls import path
 
 from monitoring.consumers import StaffEventsConsumer
@@ -5,3 +6,8 @@ from monitoring.consumers import StaffEventsConsumer
 websocket_urlpatterns = [
     path("ws/monitoring/events/", StaffEventsConsumer.as_asgi()),
 ]
+
+if settings.REALTIME_BARE_BASELINE:  # the load test's baseline, never on by default
+    from monitoring.baseline import BareRelayConsumer
+
+    websocket_urlpatterns.append(path("ws/bench/bare/", BareRelayConsumer.as_asgi()))

@@ -36,6 +36,7 @@ from monitoring.loadtest.generator import (
 from monitoring.loadtest.rawws import ClosedError, RawWebSocket
 
 SIGNAL_FRAME = '{"type":"presence.signal.send","data":{"room":"%s","data":{"m":%d,"t":%.6f}}}'
+BARE_SIGNAL_FRAME = '{"m":%d,"t":%.6f}'
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,17 +102,23 @@ class Generator(SocketGenerator[ClientSpec, Client]):
         frame = json.loads(raw)
         kind = frame.get("type")
         if kind == "presence.signal.received":
-            body = frame["data"]["data"]
-            if not self.recording:
-                self.unrecorded_signals += 1
-                return
-            self.latencies_ms.append((now - body["t"]) * 1000)
-            message_id = body["m"]
-            self.received[message_id] = self.received.get(message_id, 0) + 1
+            self._record(frame["data"]["data"], now)
         elif kind == "error":
             self.errors[frame.get("error", {}).get("code", "unknown")] += 1
         else:
             self.other_frames[kind] += 1
+
+    def _record(self, body: dict[str, Any], now: float) -> None:
+        if not self.recording:
+            self.unrecorded_signals += 1
+            return
+        self.latencies_ms.append((now - body["t"]) * 1000)
+        message_id = body["m"]
+        self.received[message_id] = self.received.get(message_id, 0) + 1
+
+    @staticmethod
+    def _signal_frame(room: str, message_id: int, sent_at: float) -> str:
+        return SIGNAL_FRAME % (room, message_id, sent_at)
 
     # --- sending -----------------------------------------------------------------------------
     async def send_window(
@@ -129,7 +136,7 @@ class Generator(SocketGenerator[ClientSpec, Client]):
             nonlocal failed
             client = senders[seq % len(senders)]
             message_id = seq * self.plan.procs + self.plan.proc
-            frame = SIGNAL_FRAME % (client.spec.room, message_id, time.monotonic())
+            frame = self._signal_frame(client.spec.room, message_id, time.monotonic())
             try:
                 client.ws.send_text(frame)
             except ClosedError:
@@ -163,10 +170,39 @@ class Generator(SocketGenerator[ClientSpec, Client]):
         return {**super().stop_report(), "unrecorded_signals": self.unrecorded_signals}
 
 
+@dataclass
+class BareGenerator(Generator):
+    """The same clients against the bare relay (monitoring/baseline.py): the room is in the
+    URL, the socket counts as joined once upgraded (the relay joins its group before it
+    accepts), and a signal is the body alone, relayed as it came. No heartbeats: the relay
+    has no silence timeout, and every frame it gets would be relayed to the room."""
+
+    async def _handshake(self, ws: RawWebSocket, spec: ClientSpec) -> tuple[float, None]:
+        return time.monotonic(), None
+
+    async def _heartbeat_forever(self) -> None:
+        return None
+
+    def _on_frame(self, raw: str) -> None:
+        self._record(json.loads(raw), time.monotonic())
+
+    @staticmethod
+    def _signal_frame(room: str, message_id: int, sent_at: float) -> str:
+        return BARE_SIGNAL_FRAME % (message_id, sent_at)
+
+
 # --- the process -------------------------------------------------------------------------------
 def generator_main(conn: Any, plan: Plan) -> None:
     """Entry point of a generator process (multiprocessing, spawn)."""
-    generator = Generator(plan)
+    _serve(Generator(plan), conn)
+
+
+def bare_generator_main(conn: Any, plan: Plan) -> None:
+    """Entry point of a generator process against the bare relay."""
+    _serve(BareGenerator(plan), conn)
+
+
+def _serve(generator: Generator, conn: Any) -> None:
     run_child(
         generator.serve(
             conn,

@@ -30,12 +30,14 @@ from typing import Any, TypeVar
 from django.conf import settings
 
 from monitoring.loadtest import measure
-from monitoring.loadtest.clients import ClientSpec, Plan, generator_main
+from monitoring.loadtest.clients import ClientSpec, Plan, bare_generator_main, generator_main
 from monitoring.loadtest.logs import scan_logs
 from monitoring.loadtest.users import load_user_ids, mint_tickets
 
 WS_PATH = "/ws/presence/"
 ROOM_FORMAT = "lobby.load-{:04d}"
+BARE_PATH = "/ws/bench/bare/"  # served only with REALTIME_BARE_BASELINE on
+BARE_ROOM_FORMAT = "load{:04d}"
 SETTLE_SECONDS = 1.0  # after the last join, before a send window: subscriptions reach Redis
 MARGIN_SECONDS = 30.0  # added to every phase's bound before the parent gives up on a child
 CLOSE_SECONDS = 20.0  # for a child to close its sockets and exit after "stop"
@@ -99,8 +101,10 @@ def run_hold(target: Target, options: HoldOptions) -> dict[str, Any]:
     return run.result("hold", asdict(options), results)
 
 
-def run_fanout(target: Target, options: FanoutOptions) -> dict[str, Any]:
-    with Run(target, options.rooms * options.members, options.members) as run:
+def run_fanout(target: Target, options: FanoutOptions, bare: bool = False) -> dict[str, Any]:
+    """``bare``: the same clients and rates against the bare Channels relay (BareRun)."""
+    run_class = BareRun if bare else Run
+    with run_class(target, options.rooms * options.members, options.members) as run:
         connected = run.connect()
         time.sleep(SETTLE_SECONDS)
         sent = run.send(options.duration, options.rate, options.drain)
@@ -121,7 +125,38 @@ def run_fanout(target: Target, options: FanoutOptions) -> dict[str, Any]:
         "held_to_end": stopped["open"],
         "closed_by_server": stopped["closed_by_server"],
     }
-    return run.result("fanout", asdict(options), results)
+    return run.result("fanout-bare" if bare else "fanout", asdict(options), results)
+
+
+def run_fanout_with_baseline(target: Target, options: FanoutOptions) -> dict[str, Any]:
+    """The bare relay first, then ours, on the same workers: our result, with the bare one
+    under ``baseline`` and the ratios of the two under ``versus_bare``."""
+    bare = run_fanout(target, options, bare=True)
+    ours = run_fanout(target, options)
+    ours["baseline"] = bare
+    ours["versus_bare"] = versus_bare(ours, bare)
+    return ours
+
+
+def versus_bare(ours: dict[str, Any], bare: dict[str, Any]) -> dict[str, float | None]:
+    """Our figure over the bare relay's, for the ones issue 9 compares: deliveries/s (higher
+    is better), latency percentiles and server CPU per delivery (lower is better)."""
+
+    def ratio(a: float | None, b: float | None) -> float | None:
+        return round(a / b, 3) if a is not None and b else None
+
+    mine, theirs = ours["results"], bare["results"]
+    cpu = [
+        run["windows"]["send"].get("us_per_unit", {}).get("server_total") for run in (ours, bare)
+    ]
+    return {
+        "throughput": ratio(mine["rate_out"], theirs["rate_out"]),
+        **{
+            key: ratio(mine["latency_ms"].get(key), theirs["latency_ms"].get(key))
+            for key in ("p50", "p95", "p99")
+        },
+        "server_us_per_delivery": ratio(*cpu),
+    }
 
 
 def count_deliveries(sent: dict[str, Any], members: dict[int, int]) -> dict[str, Any]:
@@ -370,6 +405,18 @@ class Run:
                 "generators": self.servers.generators,
             },
         }
+
+
+class BareRun(Run):
+    """The fan-out clients against the bare relay (monitoring/baseline.py, ``BARE_PATH``)."""
+
+    entry = staticmethod(bare_generator_main)
+
+    def _spec(self, i: int, url: str, ticket: str) -> ClientSpec:
+        room = i // self.members
+        name = BARE_ROOM_FORMAT.format(room)
+        url = f"{url.rstrip('/')}{BARE_PATH}?ticket={ticket}&room={name}"
+        return ClientSpec(i, url, name, room, i % self.members)
 
 
 def merged(reports: list[dict[str, Any]], key: str) -> dict[Any, int]:

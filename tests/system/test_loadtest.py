@@ -45,6 +45,7 @@ def loadtest_workers(
         "REALTIME_RATE_COMMENT": "100000/min",  # nor a smoke run of commenters
         "REALTIME_RATE_REACTION": "100000/min",
         "REALTIME_RATE_FORM_FILL": "100000/min",  # nor a smoke run of respondents
+        "REALTIME_BARE_BASELINE": "1",  # fanout --baseline: the bare relay beside our consumer
     }
     with daphne_workers(2, env, log_dir=tmp_path_factory.mktemp("loadtest-logs")) as workers:
         yield workers
@@ -97,15 +98,27 @@ def test_hold_establishes_every_connection(transactional_db, loadtest_workers):
     assert set(result["windows"]["connect"]["us_per_unit"]) >= {"workers", "server_total"}
 
 
-def test_fanout_delivers_every_signal_to_every_member(transactional_db, loadtest_workers):
+def test_fanout_delivers_every_signal_to_every_member_and_compares_with_bare_channels(
+    transactional_db, loadtest_workers
+):
     result = loadtest(
         loadtest_workers,
         "fanout",
         *("--rooms", "4", "--members", "5", "--rate", "50", "--duration", "3", "--drain", "2"),
+        "--baseline",
     )
 
-    results = result["results"]
     assert result["scenario"] == "fanout"
+    assert result["baseline"]["scenario"] == "fanout-bare"
+    for run in (result, result["baseline"]):
+        assert_delivered_everything(run)
+    ratios = result["versus_bare"]
+    assert set(ratios) == {"throughput", "p50", "p95", "p99", "server_us_per_delivery"}
+    assert all(value > 0 for value in ratios.values()), ratios
+
+
+def assert_delivered_everything(result: dict[str, Any]) -> None:
+    results = result["results"]
     assert_clean(result, 20)
     assert results["sent"] == results["scheduled"] == 150
     assert results["unsent"] == results["send_failures"] == 0

@@ -4,6 +4,7 @@ clients against real Daphne workers.
     manage.py loadtest hold --connections 2000 --rooms 100 --hold 30 \\
         --url ws://127.0.0.1:8001 --url ws://127.0.0.1:8002 --pid 4100 --pid 4101
     manage.py loadtest fanout --rooms 100 --members 10 --rate 1000 --duration 20 --spawn 2
+    manage.py loadtest fanout --rooms 100 --members 10 --rate 300 --spawn 2 --baseline
     manage.py loadtest ot-hot --editors 20 --duration 20 --spawn 2
     manage.py loadtest ot-many --documents 100 --duration 20 --spawn 2
     manage.py loadtest join --size-kb 100 --joins 200 --spawn 2
@@ -49,6 +50,7 @@ from monitoring.loadtest.scenarios import (
     HoldOptions,
     Target,
     run_fanout,
+    run_fanout_with_baseline,
     run_hold,
 )
 from monitoring.loadtest.workers import daphne_workers
@@ -87,6 +89,12 @@ class Command(BaseCommand):
         fanout.add_argument("--duration", type=float, default=20.0, help="seconds of sending")
         fanout.add_argument(
             "--drain", type=float, default=3.0, help="seconds after the last send (default 3)"
+        )
+        fanout.add_argument(
+            "--baseline",
+            action="store_true",
+            help="first run the same load against the bare Channels relay on the same workers "
+            "(they need REALTIME_BARE_BASELINE=1; --spawn sets it) and report our/bare ratios",
         )
         hot = scenarios.add_parser("ot-hot", help="K editors on one document, one op in flight")
         hot.add_argument("--editors", type=int, default=20)
@@ -398,16 +406,16 @@ class Command(BaseCommand):
             return run_hold(
                 target, HoldOptions(options["connections"], options["rooms"], options["hold"])
             )
-        return run_fanout(
-            target,
-            FanoutOptions(
-                rooms=options["rooms"],
-                members=options["members"],
-                rate=options["rate"],
-                duration=options["duration"],
-                drain=options["drain"],
-            ),
+        fanout = FanoutOptions(
+            rooms=options["rooms"],
+            members=options["members"],
+            rate=options["rate"],
+            duration=options["duration"],
+            drain=options["drain"],
         )
+        if options["baseline"]:
+            return run_fanout_with_baseline(target, fanout)
+        return run_fanout(target, fanout)
 
 
 def worker_env(options: dict[str, Any]) -> dict[str, str]:
@@ -417,6 +425,8 @@ def worker_env(options: dict[str, Any]) -> dict[str, str]:
         for key, value in WORKER_RATES.get(options["scenario"], {}).items()
         if key not in os.environ
     }
+    if options.get("baseline"):
+        env["REALTIME_BARE_BASELINE"] = "1"
     for item in options["worker_env"]:
         key, _, value = item.partition("=")
         env[key] = value
