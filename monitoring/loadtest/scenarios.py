@@ -101,8 +101,11 @@ def run_hold(target: Target, options: HoldOptions) -> dict[str, Any]:
     return run.result("hold", asdict(options), results)
 
 
-def run_fanout(target: Target, options: FanoutOptions, bare: bool = False) -> dict[str, Any]:
-    """``bare``: the same clients and rates against the bare Channels relay (BareRun)."""
+def run_fanout(
+    target: Target, options: FanoutOptions, bare: bool = False, name: str = "fanout"
+) -> dict[str, Any]:
+    """``bare``: the same clients and rates against the bare Channels relay (BareRun).
+    ``name``: the scenario's name in the JSON line ("big-room" is one room of many)."""
     run_class = BareRun if bare else Run
     with run_class(target, options.rooms * options.members, options.members) as run:
         connected = run.connect()
@@ -125,14 +128,16 @@ def run_fanout(target: Target, options: FanoutOptions, bare: bool = False) -> di
         "held_to_end": stopped["open"],
         "closed_by_server": stopped["closed_by_server"],
     }
-    return run.result("fanout-bare" if bare else "fanout", asdict(options), results)
+    return run.result(f"{name}-bare" if bare else name, asdict(options), results)
 
 
-def run_fanout_with_baseline(target: Target, options: FanoutOptions) -> dict[str, Any]:
+def run_fanout_with_baseline(
+    target: Target, options: FanoutOptions, name: str = "fanout"
+) -> dict[str, Any]:
     """The bare relay first, then ours, on the same workers: our result, with the bare one
     under ``baseline`` and the ratios of the two under ``versus_bare``."""
-    bare = run_fanout(target, options, bare=True)
-    ours = run_fanout(target, options)
+    bare = run_fanout(target, options, bare=True, name=name)
+    ours = run_fanout(target, options, name=name)
     ours["baseline"] = bare
     ours["versus_bare"] = versus_bare(ours, bare)
     return ours

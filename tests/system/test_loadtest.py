@@ -117,12 +117,26 @@ def test_fanout_delivers_every_signal_to_every_member_and_compares_with_bare_cha
     assert all(value > 0 for value in ratios.values()), ratios
 
 
-def assert_delivered_everything(result: dict[str, Any]) -> None:
+def test_big_room_delivers_every_broadcast_to_every_member(transactional_db, loadtest_workers):
+    result = loadtest(
+        loadtest_workers,
+        "big-room",
+        *("--members", "40", "--rate", "10", "--duration", "2", "--drain", "2"),
+    )
+
+    assert result["scenario"] == "big-room"
+    assert result["parameters"]["rooms"] == 1
+    assert_delivered_everything(result, clients=40, signals=20, members=40)
+
+
+def assert_delivered_everything(
+    result: dict[str, Any], clients: int = 20, signals: int = 150, members: int = 5
+) -> None:
     results = result["results"]
-    assert_clean(result, 20)
-    assert results["sent"] == results["scheduled"] == 150
+    assert_clean(result, clients)
+    assert results["sent"] == results["scheduled"] == signals
     assert results["unsent"] == results["send_failures"] == 0
-    assert results["expected"] == 150 * 5  # every member of the room, the sender included
+    assert results["expected"] == signals * members  # every member, the sender included
     assert results["delivered"] == results["expected"]
     assert results["lost"] == results["duplicates"] == 0
     assert set(results["latency_ms"]) == {"p50", "p95", "p99", "max"}

@@ -1,10 +1,11 @@
-"""``manage.py loadtest hold|fanout|ot-hot|ot-many|join|comments|forms|churn``: real WebSocket
-clients against real Daphne workers.
+"""``manage.py loadtest hold|fanout|big-room|ot-hot|ot-many|join|comments|forms|churn``: real
+WebSocket clients against real Daphne workers.
 
     manage.py loadtest hold --connections 2000 --rooms 100 --hold 30 \\
         --url ws://127.0.0.1:8001 --url ws://127.0.0.1:8002 --pid 4100 --pid 4101
     manage.py loadtest fanout --rooms 100 --members 10 --rate 1000 --duration 20 --spawn 2
     manage.py loadtest fanout --rooms 100 --members 10 --rate 300 --spawn 2 --baseline
+    manage.py loadtest big-room --members 1000 --rate 10 --spawn 2 --baseline
     manage.py loadtest ot-hot --editors 20 --duration 20 --spawn 2
     manage.py loadtest ot-many --documents 100 --duration 20 --spawn 2
     manage.py loadtest join --size-kb 100 --joins 200 --spawn 2
@@ -86,16 +87,24 @@ class Command(BaseCommand):
         fanout.add_argument("--rooms", type=int, default=100)
         fanout.add_argument("--members", type=int, default=10)
         fanout.add_argument("--rate", type=float, required=True, help="signals/s in, in total")
-        fanout.add_argument("--duration", type=float, default=20.0, help="seconds of sending")
-        fanout.add_argument(
-            "--drain", type=float, default=3.0, help="seconds after the last send (default 3)"
+        big_room = scenarios.add_parser(
+            "big-room", help="fanout in one room of 1,000 members, 10 broadcasts/s"
         )
-        fanout.add_argument(
-            "--baseline",
-            action="store_true",
-            help="first run the same load against the bare Channels relay on the same workers "
-            "(they need REALTIME_BARE_BASELINE=1; --spawn sets it) and report our/bare ratios",
-        )
+        big_room.add_argument("--members", type=int, default=1000)
+        big_room.add_argument("--rate", type=float, default=10.0, help="signals/s in, in total")
+        big_room.set_defaults(rooms=1)
+        for sub in (fanout, big_room):
+            sub.add_argument("--duration", type=float, default=20.0, help="seconds of sending")
+            sub.add_argument(
+                "--drain", type=float, default=3.0, help="seconds after the last send (default 3)"
+            )
+            sub.add_argument(
+                "--baseline",
+                action="store_true",
+                help="first run the same load against the bare Channels relay on the same "
+                "workers (they need REALTIME_BARE_BASELINE=1; --spawn sets it) and report "
+                "our/bare ratios",
+            )
         hot = scenarios.add_parser("ot-hot", help="K editors on one document, one op in flight")
         hot.add_argument("--editors", type=int, default=20)
         many = scenarios.add_parser("ot-many", help="D documents, one editor each")
@@ -148,7 +157,7 @@ class Command(BaseCommand):
             "churn", help="clients of the Python client library cut and reconnecting"
         )
         self._add_churn_arguments(churn)
-        for sub in (hold, fanout, hot, many, join, comments, forms, churn):
+        for sub in (hold, fanout, big_room, hot, many, join, comments, forms, churn):
             self._add_target_arguments(sub)
 
     @staticmethod
@@ -321,7 +330,7 @@ class Command(BaseCommand):
                 "churn: give clients, duration, intervals > 0, cut-min <= cut-max, "
                 "clean share 0..1."
             )
-        if options["scenario"] == "fanout":
+        if options["scenario"] in ("fanout", "big-room"):
             per_client = options["rate"] / (options["rooms"] * options["members"])
             limit = settings.REALTIME_RATES["presence.signal.send"]
             rate = parse_rate(limit)
@@ -414,8 +423,8 @@ class Command(BaseCommand):
             drain=options["drain"],
         )
         if options["baseline"]:
-            return run_fanout_with_baseline(target, fanout)
-        return run_fanout(target, fanout)
+            return run_fanout_with_baseline(target, fanout, name=scenario)
+        return run_fanout(target, fanout, name=scenario)
 
 
 def worker_env(options: dict[str, Any]) -> dict[str, str]:
