@@ -6,15 +6,23 @@ validation, no rate limit, no presence, no metrics. The load test runs the same 
 it and against ``/ws/presence/`` on the same Daphne workers, Redis and channel layer, so the
 ratio of the two shows what our protocol costs over Channels itself.
 
-Routed only when ``REALTIME_BARE_BASELINE`` is on (``loadtest fanout --baseline --spawn N`` sets
-it for its workers): it is a benchmark fixture, not an API. Even then it refuses anonymous
-sockets, so a worker left with the flag on relays only between signed-in users.
+``LeanRelayConsumer`` is the same relay without the one thing stock Channels (>= 4.2) does on
+every message: a hop to the ORM thread to close stale database connections (``dispatch`` calls
+``aclose_old_connections``), which our consumers skip too (config/realtime/consumer.py). Against
+it, the ratio shows what our protocol itself costs; against the stock relay, what a team gets
+from us over a plain Channels consumer.
+
+Both are routed only when ``REALTIME_BARE_BASELINE`` is on (``loadtest fanout --baseline --spawn
+N`` sets it for its workers): they are benchmark fixtures, not an API. Even then they refuse
+anonymous sockets, so a worker left with the flag on relays only between signed-in users.
 """
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import parse_qs
 
+from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 GROUP_PREFIX = "bare."
@@ -47,3 +55,11 @@ class BareRelayConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
+
+
+class LeanRelayConsumer(BareRelayConsumer):
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)

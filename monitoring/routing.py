@@ -8,6 +8,9 @@ websocket_urlpatterns = [
 ]
 
 if settings.REALTIME_BARE_BASELINE:  # the load test's baseline, never on by default
-    from monitoring.baseline import BareRelayConsumer
+    from monitoring.baseline import BareRelayConsumer, LeanRelayConsumer
 
-    websocket_urlpatterns.append(path("ws/bench/bare/", BareRelayConsumer.as_asgi()))
+    websocket_urlpatterns += [
+        path("ws/bench/bare/", BareRelayConsumer.as_asgi()),
+        path("ws/bench/lean/", LeanRelayConsumer.as_asgi()),
+    ]

@@ -32,11 +32,12 @@ from django.conf import settings
 from monitoring.loadtest import measure
 from monitoring.loadtest.clients import ClientSpec, Plan, bare_generator_main, generator_main
 from monitoring.loadtest.logs import scan_logs
+from monitoring.loadtest.profile import Profiles, worker_profiles
 from monitoring.loadtest.users import load_user_ids, mint_tickets
 
 WS_PATH = "/ws/presence/"
 ROOM_FORMAT = "lobby.load-{:04d}"
-BARE_PATH = "/ws/bench/bare/"  # served only with REALTIME_BARE_BASELINE on
+RELAYS = ("bare", "lean")  # /ws/bench/<relay>/, served only with REALTIME_BARE_BASELINE on
 BARE_ROOM_FORMAT = "load{:04d}"
 SETTLE_SECONDS = 1.0  # after the last join, before a send window: subscriptions reach Redis
 MARGIN_SECONDS = 30.0  # added to every phase's bound before the parent gives up on a child
@@ -59,6 +60,8 @@ class Target:
     connect_rate: float = 0.0  # attempts per second over all processes; 0 = all at once
     # Worker log texts, read after the run (given with --spawn or --worker-log).
     logs: Callable[[], list[str]] | None = None
+    # py-spy profiles of the workers during the send window are written here (profile.py).
+    profile_dir: str | None = None
 
 
 @dataclass
@@ -102,12 +105,17 @@ def run_hold(target: Target, options: HoldOptions) -> dict[str, Any]:
 
 
 def run_fanout(
-    target: Target, options: FanoutOptions, bare: bool = False, name: str = "fanout"
+    target: Target, options: FanoutOptions, relay: str | None = None, name: str = "fanout"
 ) -> dict[str, Any]:
-    """``bare``: the same clients and rates against the bare Channels relay (BareRun).
-    ``name``: the scenario's name in the JSON line ("big-room" is one room of many)."""
-    run_class = BareRun if bare else Run
-    with run_class(target, options.rooms * options.members, options.members) as run:
+    """``relay``: the same clients and rates against a bare Channels relay instead of ours,
+    "bare" (stock) or "lean" (BareRun, monitoring/baseline.py). ``name``: the scenario's name in
+    the JSON line ("big-room" is one room of many)."""
+    run = (
+        BareRun(target, options, relay)
+        if relay
+        else Run(target, options.rooms * options.members, options.members)
+    )
+    with run:
         connected = run.connect()
         time.sleep(SETTLE_SECONDS)
         sent = run.send(options.duration, options.rate, options.drain)
@@ -128,18 +136,18 @@ def run_fanout(
         "held_to_end": stopped["open"],
         "closed_by_server": stopped["closed_by_server"],
     }
-    return run.result(f"{name}-bare" if bare else name, asdict(options), results)
+    return run.result(f"{name}-{relay}" if relay else name, asdict(options), results)
 
 
 def run_fanout_with_baseline(
-    target: Target, options: FanoutOptions, name: str = "fanout"
+    target: Target, options: FanoutOptions, relays: list[str], name: str = "fanout"
 ) -> dict[str, Any]:
-    """The bare relay first, then ours, on the same workers: our result, with the bare one
-    under ``baseline`` and the ratios of the two under ``versus_bare``."""
-    bare = run_fanout(target, options, bare=True, name=name)
+    """Each bare relay first, then ours, on the same workers: our result, with the relays' under
+    ``baselines`` and our/relay ratios under ``versus``."""
+    baselines = {relay: run_fanout(target, options, relay=relay, name=name) for relay in relays}
     ours = run_fanout(target, options, name=name)
-    ours["baseline"] = bare
-    ours["versus_bare"] = versus_bare(ours, bare)
+    ours["baselines"] = baselines
+    ours["versus"] = {relay: versus_bare(ours, bare) for relay, bare in baselines.items()}
     return ours
 
 
@@ -347,8 +355,9 @@ class Run:
         for (_, conn), share in zip(self.children, self.established, strict=True):
             conn.send(("send", t0, duration, rate * share / total, drain))
         measure.wait_until(t0)
-        with self.window("send", unit="delivery"):
+        with self.profiles(duration + drain) as profiles, self.window("send", unit="delivery"):
             reports = self._gather("sent", timeout=duration + drain + MARGIN_SECONDS)
+        self.profile = profiles.summaries() if profiles else None
         return {
             "scheduled": sum(r["scheduled"] for r in reports),
             "unsent": sum(r["unsent"] for r in reports),
@@ -362,6 +371,16 @@ class Run:
             "errors": merged(reports, "errors"),
             "generator_cpu_seconds": sum(r["cpu_seconds"] for r in reports),
         }
+
+    @contextlib.contextmanager
+    def profiles(self, seconds: float) -> Iterator[Profiles | None]:
+        """py-spy on the workers for ``seconds`` when the target asks for profiles."""
+        if not (self.target.profile_dir and self.target.pids):
+            yield None
+            return
+        directory = f"{self.target.profile_dir}/{type(self).__name__.lower()}"
+        with worker_profiles(self.target.pids, seconds, directory) as profiles:
+            yield profiles
 
     def stop(self) -> dict[str, Any]:
         for _, conn in self.children:
@@ -399,6 +418,7 @@ class Run:
             },
             "layer": layer_description(),
             "results": results,
+            "profile": getattr(self, "profile", None),
             "windows": windows,
             "steal_pct": worst_steal,
             "rerun_for_steal": worst_steal > STEAL_LIMIT_PCT,
@@ -413,14 +433,21 @@ class Run:
 
 
 class BareRun(Run):
-    """The fan-out clients against the bare relay (monitoring/baseline.py, ``BARE_PATH``)."""
+    """The fan-out clients against a bare relay (monitoring/baseline.py): ``relay`` is "bare"
+    (stock Channels) or "lean" (without the per-message hop to the ORM thread)."""
 
     entry = staticmethod(bare_generator_main)
+
+    def __init__(self, target: Target, options: FanoutOptions, relay: str) -> None:
+        if relay not in RELAYS:
+            raise ValueError(f"relay must be one of {', '.join(RELAYS)}")
+        super().__init__(target, options.rooms * options.members, options.members)
+        self.relay_path = f"/ws/bench/{relay}/"
 
     def _spec(self, i: int, url: str, ticket: str) -> ClientSpec:
         room = i // self.members
         name = BARE_ROOM_FORMAT.format(room)
-        url = f"{url.rstrip('/')}{BARE_PATH}?ticket={ticket}&room={name}"
+        url = f"{url.rstrip('/')}{self.relay_path}?ticket={ticket}&room={name}"
         return ClientSpec(i, url, name, room, i % self.members)
 
 

@@ -99,11 +99,20 @@ class Command(BaseCommand):
                 "--drain", type=float, default=3.0, help="seconds after the last send (default 3)"
             )
             sub.add_argument(
+                "--profile",
+                metavar="DIR",
+                help="py-spy the workers during the send window; raw profiles go to DIR and "
+                "the top frames into the JSON line (needs py-spy: pip install '.[bench]')",
+            )
+            sub.add_argument(
                 "--baseline",
-                action="store_true",
-                help="first run the same load against the bare Channels relay on the same "
-                "workers (they need REALTIME_BARE_BASELINE=1; --spawn sets it) and report "
-                "our/bare ratios",
+                nargs="?",
+                const="bare",
+                choices=["bare", "lean", "both"],
+                help="first run the same load against a bare Channels relay on the same workers "
+                "(stock 'bare', the default; 'lean' without the per-message ORM-thread hop; or "
+                "both) and report our/relay ratios; the workers need REALTIME_BARE_BASELINE=1 "
+                "(--spawn sets it)",
             )
         hot = scenarios.add_parser("ot-hot", help="K editors on one document, one op in flight")
         hot.add_argument("--editors", type=int, default=20)
@@ -349,6 +358,7 @@ class Command(BaseCommand):
             procs=options["procs"],
             handshake_timeout=options["handshake_timeout"],
             connect_rate=options["connect_rate"],
+            profile_dir=options.get("profile"),
         )
 
     def _run(self, target: Target, options: dict[str, Any]) -> dict[str, Any]:
@@ -423,7 +433,8 @@ class Command(BaseCommand):
             drain=options["drain"],
         )
         if options["baseline"]:
-            return run_fanout_with_baseline(target, fanout, name=scenario)
+            relays = ["bare", "lean"] if options["baseline"] == "both" else [options["baseline"]]
+            return run_fanout_with_baseline(target, fanout, relays, name=scenario)
         return run_fanout(target, fanout, name=scenario)
 
 

@@ -8,23 +8,24 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import AnonymousUser
 
 from monitoring import routing
-from monitoring.baseline import BareRelayConsumer
+from monitoring.baseline import BareRelayConsumer, LeanRelayConsumer
 from tests.factories import UserFactory
 
 TIMEOUT = 5
 
 
-def bare(user, room: str = "room1") -> WebsocketCommunicator:
-    comm = WebsocketCommunicator(BareRelayConsumer.as_asgi(), f"/ws/bench/bare/?room={room}")
+def bare(user, room: str = "room1", consumer=BareRelayConsumer) -> WebsocketCommunicator:
+    comm = WebsocketCommunicator(consumer.as_asgi(), f"/ws/bench/bare/?room={room}")
     comm.scope["user"] = user
     return comm
 
 
-async def test_relays_every_text_frame_to_every_socket_of_the_room(transactional_db):
+@pytest.mark.parametrize("consumer", [BareRelayConsumer, LeanRelayConsumer])
+async def test_relays_every_text_frame_to_every_socket_of_the_room(transactional_db, consumer):
     alice, bob, carol = (
-        bare(UserFactory.build(pk=1)),
-        bare(UserFactory.build(pk=2)),
-        bare(UserFactory.build(pk=3), room="room2"),
+        bare(UserFactory.build(pk=1), consumer=consumer),
+        bare(UserFactory.build(pk=2), consumer=consumer),
+        bare(UserFactory.build(pk=3), room="room2", consumer=consumer),
     )
     for comm in (alice, bob, carol):
         assert (await comm.connect(timeout=TIMEOUT))[0]
