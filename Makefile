@@ -6,7 +6,10 @@ PORT ?= 8000
 BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/collab_bench
 BENCH_REDIS_URL ?= redis://127.0.0.1:6379/5
 
-.PHONY: run test lint format bench services install
+# make reliability: where the full-scale fault figures are appended (docs/reliability.md).
+RELIABILITY_RESULTS ?= reliability-results.jsonl
+
+.PHONY: run test lint format bench reliability services install
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -32,6 +35,13 @@ services:
 # The whole suite on the real services: unit, integration, system (two Daphne workers).
 test: services install
 	$(PY) -m pytest
+
+# RELIABILITY.md at full scale (docs/reliability.md): the fault tests at L-nominal's sizes, with
+# its timing bounds asserted and their figures recorded; then the table of what was recorded.
+reliability: services install
+	RELIABILITY_SCALE=full RELIABILITY_RESULTS=$(abspath $(RELIABILITY_RESULTS)) \
+		$(PY) -m pytest tests/system/faults -m system -q --timeout 3600
+	$(PY) -m tests.system.faults.summarize $(RELIABILITY_RESULTS)
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -11,7 +11,9 @@ typing, the probe, and the oracles of RELIABILITY.md section 1, checked after ea
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
+import time
 
 from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
@@ -20,6 +22,7 @@ from collab import ot
 from collab.client import DocumentSession
 from collab.models import Document, Operation, Role
 from collab.services import document_create, member_set
+from config.client.connection import CONNECTING, OFFLINE, OPEN
 from monitoring.loadtest.workers import Worker
 from tests.system.client import ORIGIN, fetch_ticket
 from tests.system.conftest import Account
@@ -64,6 +67,34 @@ async def type_for(session: DocumentSession, seconds: float, rng: random.Random)
         position = rng.randint(0, len(session.text))
         session.edit([position, rng.choice("abcxyz")] if position else ["q"])
         await asyncio.sleep(rng.uniform(0.05, 0.15))
+
+
+class ReconnectTimer:
+    """How long each session was away: from leaving ``open`` to being open again, per gap.
+
+    timer = ReconnectTimer(sessions)      # before the fault
+    ...fault, recovery...
+    percentiles(timer.gaps_ms)            # measure.percentiles
+    """
+
+    def __init__(self, sessions: list[DocumentSession]) -> None:
+        self.gaps_ms: list[float] = []
+        self._left: dict[int, float] = {}  # session -> when it left "open"
+        self._state = {id(session): session.client.state for session in sessions}
+        for session in sessions:
+            session.client.on_state(functools.partial(self._changed, id(session)))
+
+    def _changed(self, key: int, state: str) -> None:
+        now, before = time.monotonic(), self._state[key]
+        self._state[key] = state
+        if state == OPEN and key in self._left:
+            self.gaps_ms.append((now - self._left.pop(key)) * 1000)
+        elif before == OPEN and state in (CONNECTING, OFFLINE):
+            self._left[key] = now  # a first connect is not a reconnect: only gaps after open
+
+    @property
+    def still_away(self) -> int:
+        return len(self._left)
 
 
 async def probe(sessions: list[DocumentSession], timeout: float = 30.0) -> None:  # noqa: ASYNC109
