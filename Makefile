@@ -40,7 +40,7 @@ test: services install
 # its timing bounds asserted and their figures recorded; then the table of what was recorded.
 reliability: services install
 	RELIABILITY_SCALE=full RELIABILITY_RESULTS=$(abspath $(RELIABILITY_RESULTS)) \
-		$(PY) -m pytest tests/system/faults -m system -q --timeout 3600
+		$(PY) -m pytest tests/system/faults tests/system/reliability -m "system or full_scale" -q --timeout 3600
 	$(PY) -m tests.system.faults.summarize $(RELIABILITY_RESULTS)
 
 lint: install
