@@ -5,6 +5,11 @@ PORT ?= 8000
 # make bench: the services the benchmarks run against (README: "Benchmarks").
 BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/collab_bench
 BENCH_REDIS_URL ?= redis://127.0.0.1:6379/5
+BENCH_OUT ?= .bench
+BENCH_CHURN_SECONDS ?= 1800# DESIGN section 9: 30 minutes of reconnect churn
+BENCH_ENV = DATABASE_URL=$(BENCH_DATABASE_URL) REDIS_URL=$(BENCH_REDIS_URL) DJANGO_SECRET_KEY=bench \
+	DJANGO_HTTPS=0 REALTIME_KEY_PREFIX=bench:
+BENCH = $(BENCH_ENV) $(PY) manage.py loadtest
 
 # make reliability: where the full-scale fault figures are appended (docs/reliability.md).
 RELIABILITY_RESULTS ?= reliability-results.jsonl
@@ -52,21 +57,26 @@ format: install
 	$(VENV)/bin/ruff check --fix .
 
 bench: services install
+	$(PY) -m pip install -q -e '.[test,bench]'
 	psql -h 127.0.0.1 -U postgres -tc "SELECT 1 FROM pg_database WHERE datname='collab_bench'" | grep -q 1 \
 		|| psql -h 127.0.0.1 -U postgres -c "CREATE DATABASE collab_bench" >/dev/null
-	DATABASE_URL=$(BENCH_DATABASE_URL) REDIS_URL=$(BENCH_REDIS_URL) DJANGO_SECRET_KEY=bench DJANGO_HTTPS=0 \
-		$(PY) manage.py migrate --noinput -v 0
-	DATABASE_URL=$(BENCH_DATABASE_URL) REDIS_URL=$(BENCH_REDIS_URL) DJANGO_SECRET_KEY=bench DJANGO_HTTPS=0 \
-		$(PY) manage.py loadtest hold --spawn 2 --connections 2000 --rooms 100 --hold 20
-	DATABASE_URL=$(BENCH_DATABASE_URL) REDIS_URL=$(BENCH_REDIS_URL) DJANGO_SECRET_KEY=bench DJANGO_HTTPS=0 \
-		$(PY) manage.py loadtest fanout --spawn 2 --rooms 100 --members 10 --rate 1000 --duration 20
-	DATABASE_URL=$(BENCH_DATABASE_URL) REDIS_URL=$(BENCH_REDIS_URL) DJANGO_SECRET_KEY=bench DJANGO_HTTPS=0 \
-		$(PY) manage.py loadtest ot-hot --spawn 2 --editors 20 --duration 20
-	DATABASE_URL=$(BENCH_DATABASE_URL) REDIS_URL=$(BENCH_REDIS_URL) DJANGO_SECRET_KEY=bench DJANGO_HTTPS=0 \
-		$(PY) manage.py loadtest ot-many --spawn 2 --documents 100 --duration 20
-	DATABASE_URL=$(BENCH_DATABASE_URL) REDIS_URL=$(BENCH_REDIS_URL) DJANGO_SECRET_KEY=bench DJANGO_HTTPS=0 \
-		$(PY) manage.py loadtest join --spawn 2 --size-kb 100 --joins 200
-	DATABASE_URL=$(BENCH_DATABASE_URL) REDIS_URL=$(BENCH_REDIS_URL) DJANGO_SECRET_KEY=bench DJANGO_HTTPS=0 \
-		$(PY) manage.py loadtest comments --spawn 2 --threads 20 --users 10 --rate 100 --duration 20
-	DATABASE_URL=$(BENCH_DATABASE_URL) REDIS_URL=$(BENCH_REDIS_URL) DJANGO_SECRET_KEY=bench DJANGO_HTTPS=0 \
-		$(PY) manage.py loadtest forms --spawn 2 --forms 10 --respondents 200 --dashboards 2 --rate 100
+	$(BENCH_ENV) $(PY) manage.py migrate --noinput -v 0
+	@mkdir -p $(BENCH_OUT)
+	$(BENCH) hold --spawn 2 --procs 4 --connections 20000 --rooms 2000 --hold 30 --connect-rate 200 \
+		> $(BENCH_OUT)/hold.json
+	$(BENCH) fanout --spawn 2 --rooms 100 --members 10 --rate 200 --duration 20 --baseline both \
+		> $(BENCH_OUT)/fanout-200.json
+	$(BENCH) fanout --spawn 2 --rooms 100 --members 10 --rate 1000 --duration 20 --baseline both \
+		> $(BENCH_OUT)/fanout-1000.json
+	$(BENCH) big-room --spawn 2 --members 1000 --rate 10 --duration 20 --baseline both \
+		> $(BENCH_OUT)/big-room.json
+	$(BENCH) ot-hot --spawn 2 --editors 20 --duration 20 > $(BENCH_OUT)/ot-hot.json
+	$(BENCH) ot-many --spawn 2 --documents 100 --duration 20 > $(BENCH_OUT)/ot-many.json
+	$(BENCH) join --spawn 2 --size-kb 100 --joins 200 > $(BENCH_OUT)/join.json
+	$(BENCH) comments --spawn 2 --threads 20 --users 10 --rate 100 --duration 20 \
+		> $(BENCH_OUT)/comments.json
+	$(BENCH) forms --spawn 2 --forms 10 --respondents 200 --dashboards 2 --rate 100 \
+		> $(BENCH_OUT)/forms.json
+	$(BENCH) churn --spawn 2 --clients 200 --duration $(BENCH_CHURN_SECONDS) --cut-min 10 \
+		--cut-max 30 --sample-interval 10 > $(BENCH_OUT)/churn.json
+	$(PY) -m monitoring.loadtest.table $(BENCH_OUT)/*.json
