@@ -9,6 +9,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from monitoring import buffered
 from monitoring import metrics as project_metrics
 from monitoring.health import readiness
 
@@ -40,6 +41,7 @@ async def readyz(request: HttpRequest) -> JsonResponse:
 @require_GET
 async def metrics(request: HttpRequest) -> HttpResponse:
     """Prometheus text format; in multiprocess mode, every worker of this host summed."""
+    buffered.flush()  # this worker's pending per-delivery counts, on the loop they belong to
     # Reading every worker's files is blocking I/O: off the event loop.
     body = await asyncio.to_thread(lambda: generate_latest(project_metrics.registry()))
     return HttpResponse(body, content_type=CONTENT_TYPE_LATEST)

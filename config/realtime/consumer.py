@@ -61,7 +61,7 @@ from config.realtime.kv import get_store
 from config.realtime.ratelimit import Rate, WindowCounter, parse_rate
 from config.realtime.shutdown import install as install_graceful_shutdown
 from config.realtime.throttle import athrottle
-from monitoring import metrics
+from monitoring import buffered, metrics
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +123,16 @@ def _messages_out(app: str, kind: str):  # type: ignore[no-untyped-def]
 @cache
 def _delivery_seconds(app: str):  # type: ignore[no-untyped-def]
     return metrics.DELIVERY_SECONDS.labels(app=app)
+
+
+@cache
+def _messages_in(app: str, message_type: str):  # type: ignore[no-untyped-def]
+    return metrics.WS_MESSAGES_IN.labels(app=app, type=message_type)
+
+
+@cache
+def _handler_seconds(app: str, message_type: str):  # type: ignore[no-untyped-def]
+    return metrics.HANDLER_SECONDS.labels(app=app, type=message_type)
 
 
 # Clean-ups that outlive their consumer, kept until done (the loop holds tasks weakly).
@@ -353,7 +363,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             return
         await self.send_frame("event", message["frame"])
         if "sent_at" in message:
-            _delivery_seconds(self.app).observe(time.time() - message["sent_at"])
+            buffered.observe(_delivery_seconds(self.app), time.time() - message["sent_at"])
 
     def _seen_before(self, stream: str, seq: int) -> bool:
         last = self.last_seq.get(stream)
@@ -385,7 +395,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             if handler is None:
                 command_type = "unknown"
                 raise AppError(ErrorCode.UNKNOWN_TYPE, f"Unknown message type {parsed.type!r}.")
-            metrics.WS_MESSAGES_IN.labels(app=self.app, type=parsed.type).inc()
+            buffered.count(_messages_in(self.app, parsed.type))
             await self._check_rate(parsed.type)
             if parsed.type != "session.heartbeat":
                 await self.presence.input()
@@ -403,8 +413,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 answer = AppError(ErrorCode.INTERNAL, "Internal error.")
             await self._reply_error(command_id, answer, command_type)
         finally:
-            metrics.HANDLER_SECONDS.labels(app=self.app, type=command_type).observe(
-                time.perf_counter() - received_at
+            buffered.observe(
+                _handler_seconds(self.app, command_type), time.perf_counter() - received_at
             )
 
     @command("session.heartbeat")
@@ -462,7 +472,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_RATE_LIMITED if limited else CLOSE_POLICY_VIOLATION)
 
     async def send_frame(self, kind: str, frame: str) -> None:
-        _messages_out(self.app, kind).inc()
+        buffered.count(_messages_out(self.app, kind))
         await self.send(text_data=frame)
 
     @staticmethod

@@ -15,13 +15,14 @@ from prometheus_client import REGISTRY
 
 from collab.services import document_create, operation_submit
 from config.realtime.broadcast import abroadcast, group_send
-from monitoring import metrics
+from monitoring import buffered, metrics
 from presence.rooms import parse_room
 from tests.factories import UserFactory
 from tests.integration.ws import drain, receive, request
 
 
 def sample(name: str, **labels: str) -> float:
+    buffered.flush()  # as /metrics does: per-delivery updates wait for a flush (or a scrape)
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
