@@ -31,8 +31,10 @@ EPOCH_KEY = "epoch"
 
 
 class SharedStore(Protocol):
-    def hit(self, key: str, *, window: int, period: float) -> tuple[int, int]: ...
-    async def ahit(self, key: str, *, window: int, period: float) -> tuple[int, int]: ...
+    def hit(self, key: str, *, window: int, period: float, amount: int = 1) -> tuple[int, int]: ...
+    async def ahit(
+        self, key: str, *, window: int, period: float, amount: int = 1
+    ) -> tuple[int, int]: ...
     def put(self, key: str, value: str, *, ttl: float) -> None: ...
     async def atake(self, key: str) -> str | None: ...
     def take(self, key: str) -> str | None: ...
@@ -77,23 +79,25 @@ class RedisStore:
     def _key(self, key: str) -> str:
         return f"{self.prefix}{key}"
 
-    def _hit_pipeline(self, pipe, key: str, window: int, period: float):  # type: ignore[no-untyped-def]
+    def _hit_pipeline(self, pipe, key: str, window: int, period: float, amount: int):  # type: ignore[no-untyped-def]
         current_key = self._key(f"{key}:{window}")
-        pipe.incr(current_key)
+        pipe.incrby(current_key, amount)
         # Kept two periods: it is read as "previous" during the next window.
         pipe.expire(current_key, int(period * 2) + 1, nx=True)
         pipe.get(self._key(f"{key}:{window - 1}"))
         return pipe
 
-    def hit(self, key: str, *, window: int, period: float) -> tuple[int, int]:
+    def hit(self, key: str, *, window: int, period: float, amount: int = 1) -> tuple[int, int]:
         current, _, previous = self._hit_pipeline(
-            self._sync.pipeline(transaction=False), key, window, period
+            self._sync.pipeline(transaction=False), key, window, period, amount
         ).execute()
         return int(previous or 0), int(current)
 
-    async def ahit(self, key: str, *, window: int, period: float) -> tuple[int, int]:
-        pipe = self._hit_pipeline(self.aclient().pipeline(transaction=False), key, window, period)
-        current, _, previous = await pipe.execute()
+    async def ahit(
+        self, key: str, *, window: int, period: float, amount: int = 1
+    ) -> tuple[int, int]:
+        pipe = self.aclient().pipeline(transaction=False)
+        current, _, previous = await self._hit_pipeline(pipe, key, window, period, amount).execute()
         return int(previous or 0), int(current)
 
     def put(self, key: str, value: str, *, ttl: float) -> None:
@@ -159,11 +163,11 @@ class MemoryStore:
             return None
         return item[0]
 
-    def hit(self, key: str, *, window: int, period: float) -> tuple[int, int]:
+    def hit(self, key: str, *, window: int, period: float, amount: int = 1) -> tuple[int, int]:
         now = time.monotonic()
         with self._lock:
             current_key = f"{key}:{window}"
-            current = int(self._live(current_key, now) or 0) + 1  # type: ignore[call-overload]
+            current = int(self._live(current_key, now) or 0) + amount  # type: ignore[call-overload]
             expires = self._values.get(current_key, (0, now + period * 2 + 1))[1]
             self._values[current_key] = (current, expires)
             previous = int(self._live(f"{key}:{window - 1}", now) or 0)  # type: ignore[call-overload]
@@ -171,8 +175,10 @@ class MemoryStore:
                 self._sweep(now)
         return previous, current
 
-    async def ahit(self, key: str, *, window: int, period: float) -> tuple[int, int]:
-        return self.hit(key, window=window, period=period)
+    async def ahit(
+        self, key: str, *, window: int, period: float, amount: int = 1
+    ) -> tuple[int, int]:
+        return self.hit(key, window=window, period=period, amount=amount)
 
     def put(self, key: str, value: str, *, ttl: float) -> None:
         with self._lock:

@@ -136,3 +136,50 @@ class WindowCounter:
             self.current, self.window = 0, window.index
         self.current += 1
         return decide(rate, window, previous=self.previous, current=self.current)
+
+
+# A lease takes at most this share of a limit at once (see Lease).
+LEASE_SHARE = 50
+
+
+@dataclass(slots=True)
+class Lease:
+    """Hits of one window claimed from the shared counter in a batch, then used one by one here.
+
+    A shared limit costs a Redis round trip per hit (~200 µs of worker CPU in redis-py, the
+    fan-out profile in docs/benchmarks.md). A worker that keeps seeing a key claims the next
+    ``size`` count numbers at once (INCRBY) and decides its following hits with them, doubling
+    the claim while the key stays busy in the window, up to ``limit / LEASE_SHARE``. Every hit
+    still has its own number, so no more than the limit is ever allowed; numbers claimed but
+    not used count as hits, so with W workers a key can be refused up to W * (cap - 1) hits
+    early: at 600/min and two workers, 22 hits (under 4 %).
+
+        lease = Lease.claimed(window=16, previous=40, end=8, size=4)  # numbers 5..8 are ours
+        lease.take(16)   # 6 (5 went to the hit that made the claim), then 7, 8, then None
+    """
+
+    window: int
+    previous: int  # the previous window's count when claimed
+    next: int  # the next number of ours
+    end: int  # the last number of ours
+    size: int  # how many the claim took
+
+    @classmethod
+    def claimed(cls, *, window: int, previous: int, end: int, size: int) -> Lease:
+        """After INCRBY size returned ``end``: the first number went to the hit that claimed."""
+        return cls(window=window, previous=previous, next=end - size + 2, end=end, size=size)
+
+    def take(self, window: int) -> int | None:
+        """The next number of ours in ``window``, or None when a new claim is needed."""
+        if window != self.window or self.next > self.end:
+            return None
+        current = self.next
+        self.next += 1
+        return current
+
+
+def lease_size(rate: Rate, lease: Lease | None, window: int) -> int:
+    """One at first in a window (a quiet key claims nothing extra), then double the last claim."""
+    if lease is None or lease.window != window:
+        return 1
+    return min(max(1, rate.limit // LEASE_SHARE), lease.size * 2)

@@ -1,13 +1,17 @@
 """Rate limits while Redis cannot be reached: counted in this process, never an error
-(RELIABILITY.md F3: a Redis outage must not turn writes into 500s, nor lift the limits)."""
+(RELIABILITY.md F3: a Redis outage must not turn writes into 500s, nor lift the limits); and the
+leases by which a busy key claims its shared counts in batches, on the real Redis."""
 
 from __future__ import annotations
+
+import random
+import uuid
 
 import pytest
 
 from config.realtime import kv, throttle
 from config.realtime.kv import RedisStore
-from config.realtime.ratelimit import Rate
+from config.realtime.ratelimit import LEASE_SHARE, Rate
 from config.redis_target import RedisTarget
 from monitoring.loadtest.workers import free_port
 
@@ -35,3 +39,57 @@ async def test_the_async_limit_too(unreachable_store):
     decisions = [await throttle.athrottle("user:2", rate, now=1000.0) for _ in range(3)]
 
     assert [d.allowed for d in decisions] == [True, True, False]
+
+
+# --- leases: a busy key claims its counts in batches (ratelimit.Lease) ---------------------------
+@pytest.fixture
+def workers(monkeypatch):
+    """Two workers' lease tables over the one shared (real) Redis counter: swap them in turn."""
+    tables: list[dict] = [{}, {}]
+    monkeypatch.setattr(throttle, "_leases", tables[0])
+
+    def use(worker: int) -> None:
+        monkeypatch.setattr(throttle, "_leases", tables[worker])
+
+    return use
+
+
+@pytest.mark.parametrize("seed", range(20))
+async def test_leases_never_allow_more_than_the_limit_and_refuse_at_most_a_lease_early(
+    workers, seed
+):
+    # Random cases, seeded (Hypothesis does not drive async tests here): a limit, and which of
+    # two workers sees each hit.
+    rng = random.Random(seed)
+    limit = rng.randint(50, 400)
+    turns = [rng.choice((0, 0, 1)) for _ in range(rng.randint(1, 2 * limit))]
+    rate = Rate(limit=limit, period=60.0)
+    key = f"lease:{uuid.uuid4().hex}"
+    unused_at_most = 2 * max(0, limit // LEASE_SHARE - 1)  # two workers' leases
+    allowed = 0
+    for worker in turns:
+        workers(worker)
+        decision = await throttle.athrottle(key, rate, now=1000.0)
+        # Before the limit less what two workers may hold unused, every hit is allowed.
+        assert decision.allowed or allowed >= limit - unused_at_most
+        allowed += decision.allowed
+
+    assert allowed <= limit
+    assert allowed >= min(len(turns), limit - unused_at_most)
+
+
+async def test_a_busy_key_claims_in_batches_and_a_quiet_one_claims_one(workers):
+    rate = Rate(limit=600, period=60.0)
+    store = kv.get_store()
+    busy, quiet = f"busy:{uuid.uuid4().hex}", f"quiet:{uuid.uuid4().hex}"
+
+    for _ in range(20):
+        await throttle.athrottle(busy, rate, now=1000.0)
+    await throttle.athrottle(quiet, rate, now=1000.0)
+
+    window = 1000 // 60
+    counted = [
+        await store.ahit(f"rl:{key}", window=window, period=60.0, amount=0) for key in (busy, quiet)
+    ]
+    # 20 hits claimed as 1 + 2 + 4 + 8 + 12 (the cap, 600 / 50): 27 counted, 5 round trips.
+    assert [current for _, current in counted] == [27, 1]
