@@ -199,7 +199,12 @@ def _commit(document: Document, op: list, *, user: Any, client_id: str, seq: int
 def _check_submission(base_version: object, client_id: object, seq: object) -> None:
     if type(base_version) is not int or base_version < 0:
         raise AppError(ErrorCode.INVALID, "'version' must be the version the op was made at.")
-    if not isinstance(client_id, str) or not 1 <= len(client_id) <= MAX_CLIENT_ID:
+    # NUL: PostgreSQL text cannot hold it, and the insert would fail as an internal error.
+    if (
+        not isinstance(client_id, str)
+        or not 1 <= len(client_id) <= MAX_CLIENT_ID
+        or "\x00" in client_id
+    ):
         raise AppError(ErrorCode.INVALID, f"'client_id' must be 1 to {MAX_CLIENT_ID} characters.")
     if type(seq) is not int or not 0 < seq < 2**53:
         raise AppError(ErrorCode.INVALID, "'seq' must be a positive integer.")

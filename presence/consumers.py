@@ -99,7 +99,8 @@ class PresenceConsumer(RealtimeConsumer):
         return {}
 
     def _joined(self, data: dict[str, Any]) -> Room:
-        room = self.rooms.get(data.get("room"))  # type: ignore[arg-type]
+        name = data.get("room")
+        room = self.rooms.get(name) if isinstance(name, str) else None
         if room is None:
             raise AppError(ErrorCode.INVALID, "Join the room first.")
         return room
