@@ -24,6 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
+# A bound on what Daphne reads into memory for one message: twice the application's limit
+# (REALTIME_MAX_MESSAGE_BYTES, 64 KiB), so a frame just over it still gets the app's too_large
+# answer on an open socket, while a huge one is dropped by Daphne (whose default is 1 MiB).
+DAPHNE_MAX_MESSAGE_BYTES = 131072
 # The rig of RELIABILITY.md section 1.
 DAPHNE_ARGS = (
     "--ping-interval",
@@ -38,6 +42,8 @@ DAPHNE_ARGS = (
     # of 2,000 clients takes two workers 10-20 s to accept here (docs/benchmarks.md).
     "--websocket_connect_timeout",
     "30",
+    "--websocket-max-message-size",
+    str(DAPHNE_MAX_MESSAGE_BYTES),
 )
 
 

@@ -4,8 +4,9 @@
 P1/P4: the same op, form change or reaction sent to both workers at once and again after a
 reconnect is applied once, and each member sees it once. P6: a text frame that is not UTF-8
 is refused by Daphne itself (close 1007) without touching other sockets. P7: a message over
-Daphne's limit (1 MiB by default) is closed with 1009; a flood of 10,000 frames from one
-socket is closed (4429) within a second without growing the worker's memory.
+Daphne's limit (the workers' --websocket-max-message-size) is closed with 1009; a flood of
+10,000 frames from one socket is closed (4429) within a second without growing the worker's
+memory.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from comments.services import thread_create
 from forms_live.models import FormChange
 from forms_live.services import field_add, form_create
 from forms_live.services import member_set as form_member_set
-from monitoring.loadtest.workers import Worker
+from monitoring.loadtest.workers import DAPHNE_MAX_MESSAGE_BYTES, Worker
 from tests.system.client import (
     ORIGIN,
     RealtimeClient,
@@ -49,7 +50,7 @@ pytestmark = [
 ]
 
 PRESENCE = "/ws/presence/"
-DAPHNE_MAX_MESSAGE = 1024 * 1024  # Daphne's default --websocket-max-message-size
+DAPHNE_MAX_MESSAGE = DAPHNE_MAX_MESSAGE_BYTES  # the workers' --websocket-max-message-size
 FLOOD = 10_000
 
 

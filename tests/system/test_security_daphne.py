@@ -13,13 +13,13 @@ from packaging.version import Version
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from monitoring.loadtest.workers import Worker
+from monitoring.loadtest.workers import DAPHNE_MAX_MESSAGE_BYTES, Worker
 from tests.system.client import ORIGIN, fetch_ticket, ws_url
 from tests.system.conftest import Account
 
 pytestmark = [pytest.mark.system, pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 
-DAPHNE_MAX_MESSAGE = 1024 * 1024  # Daphne's --websocket_max_message_size default, which we keep
+DAPHNE_MAX_MESSAGE = DAPHNE_MAX_MESSAGE_BYTES  # the workers' --websocket-max-message-size
 CLOSE_TOO_BIG = 1009
 
 
