@@ -18,6 +18,7 @@ from django.contrib.auth import get_user_model
 from django.db import models
 
 from config.errors import AppError, ErrorCode
+from config.realtime.control import tell_workers_on_commit
 
 OWNER = "owner"
 
@@ -49,6 +50,7 @@ def member_upsert(
         _keep_an_owner(member_model, parent, leaving=member, noun=noun)
     member.role = role
     member.save(update_fields=["role"])
+    _recheck_sockets_on_commit(member_id)
     return member, True
 
 
@@ -62,6 +64,13 @@ def member_delete(
     if member.role == OWNER:
         _keep_an_owner(member_model, parent, leaving=member, noun=noun)
     member.delete()
+    _recheck_sockets_on_commit(member_id)
+
+
+def _recheck_sockets_on_commit(user_id: int) -> None:
+    """The member's open sockets authorize again once this commits: a removed member's socket
+    on the object (or on its threads, its form's dashboard) closes instead of hearing on."""
+    tell_workers_on_commit({"action": "recheck_user", "user_id": user_id})
 
 
 def _keep_an_owner(

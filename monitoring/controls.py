@@ -17,7 +17,6 @@ from collections import Counter
 from datetime import datetime
 from typing import Any
 
-from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from django.contrib.auth import get_user_model
 from django.db import transaction
@@ -50,14 +49,8 @@ _SEVERITY = {
 }
 
 
-def _tell_workers_on_commit(message: dict[str, Any]) -> None:
-    # robust: the change is committed (and every worker reloads the state within the refresh
-    # interval anyway), so a channel layer that is down must not make the request an error.
-    transaction.on_commit(lambda: async_to_sync(control.control_send)(message), robust=True)
-
-
 def _reload_workers_on_commit() -> None:
-    _tell_workers_on_commit({"action": "reload"})
+    control.tell_workers_on_commit({"action": "reload"})
 
 
 # --- app switches ------------------------------------------------------------------------------
@@ -196,7 +189,7 @@ def user_disconnect(*, user_id: int, by: Any, ip: str | None = None) -> Any:
         raise AppError(ErrorCode.NOT_FOUND, "No such user.")
     details = {"action": "user_disconnected", "user_id": user.pk, "username": user.get_username()}
     record(EventKind.STAFF_ACTION, Severity.WARNING, actor=by, ip=ip, details=details)
-    _tell_workers_on_commit({"action": "disconnect_user", "user_id": user.pk})
+    control.tell_workers_on_commit({"action": "disconnect_user", "user_id": user.pk})
     return user
 
 

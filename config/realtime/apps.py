@@ -7,7 +7,12 @@ class RealtimeConfig(AppConfig):
     verbose_name = "Realtime layer"
 
     def ready(self) -> None:
+        from django.contrib.auth.signals import user_logged_out
         from psycopg_pool.base import AttemptWithBackoff
+
+        from config.realtime.sessions import end_sockets_of_the_session
+
+        user_logged_out.connect(end_sockets_of_the_session, dispatch_uid="realtime.end_session")
 
         # After a PostgreSQL restart every pooled connection is dead at once. psycopg_pool
         # checks them one by one as it hands them out, sleeping 1 s, 2 s, 4 s... between failed

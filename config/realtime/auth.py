@@ -34,6 +34,17 @@ class RealtimeAuthMiddleware(BaseMiddleware):
         tickets = parse_qs(scope.get("query_string", b"").decode("latin1")).get("ticket")
         if not tickets:
             return await self.session_auth(scope, receive, send)
-        user_id = await ticket_aredeem(tickets[0])
-        user = await _active_user(user_id) if user_id is not None else AnonymousUser()
-        return await self.inner(dict(scope, user=user, auth_method="ticket"), receive, send)
+        holder = await ticket_aredeem(tickets[0])
+        user = await _active_user(holder.user_id) if holder is not None else AnonymousUser()
+        session_key = holder.session_key if holder is not None else None
+        scope = dict(scope, user=user, auth_method="ticket", ticket_session_key=session_key)
+        return await self.inner(scope, receive, send)
+
+
+def session_key_of(scope: dict) -> str | None:  # type: ignore[type-arg]
+    """The Django session a socket was opened under: its cookie's, or the one its ticket was
+    asked for with; None for a ticket asked for with a token."""
+    if scope.get("auth_method") == "ticket":
+        return scope.get("ticket_session_key")
+    session = scope.get("session")
+    return getattr(session, "session_key", None)

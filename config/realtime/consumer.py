@@ -29,6 +29,7 @@ from functools import cache
 from typing import Any, ClassVar, Protocol
 
 from autobahn.exception import Disconnected
+from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels_redis.pubsub import RedisPubSubChannelLayer
@@ -47,6 +48,7 @@ from config.errors import (
     ErrorCode,
 )
 from config.outages import service_unavailable
+from config.realtime.auth import session_key_of
 from config.realtime.connections import connections_for_loop
 from config.realtime.control import worker_control
 from config.realtime.envelope import (
@@ -59,6 +61,7 @@ from config.realtime.envelope import (
 )
 from config.realtime.kv import get_store
 from config.realtime.ratelimit import Rate, WindowCounter, parse_rate
+from config.realtime.sessions import session_expiry
 from config.realtime.shutdown import install as install_graceful_shutdown
 from config.realtime.throttle import athrottle
 from monitoring import buffered, metrics
@@ -70,7 +73,11 @@ Handler = Callable[[Any, dict[str, Any]], Awaitable[dict[str, Any] | None]]
 CLOSE_POLICY_VIOLATION = 1008
 # Streams whose last seq a socket remembers to drop duplicate broadcasts (a bound on memory).
 MAX_TRACKED_STREAMS = 2000
-_CLOSE_FOR_CODE = {ErrorCode.NOT_FOUND: CLOSE_NOT_FOUND, ErrorCode.FORBIDDEN: CLOSE_FORBIDDEN}
+_CLOSE_FOR_CODE = {
+    ErrorCode.NOT_FOUND: CLOSE_NOT_FOUND,
+    ErrorCode.FORBIDDEN: CLOSE_FORBIDDEN,
+    ErrorCode.UNAUTHENTICATED: CLOSE_UNAUTHENTICATED,
+}
 
 
 @cache
@@ -233,6 +240,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_SERVICE_RESTART if draining else CLOSE_UNAVAILABLE)
             return
         self.registered = True
+        self.session_key = session_key_of(self.scope)
         self.control.ensure_running()
         metrics.WS_CONNECTS.labels(app=self.app, outcome="accepted").inc()
         metrics.WS_CONNECTIONS.labels(app=self.app).inc()
@@ -241,6 +249,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         for announcement in self.control.state.live_announcements(time.time()):
             await self.send_frame("event", announcement.published)
         try:
+            await self._end_with_the_session()
             await self.presence.opened()
             await self.on_connect()
         except AppError as error:
@@ -283,6 +292,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             return
         self.registered = False  # claimed: a second call (see __call__) does nothing
         self.registry.discard(self)
+        if getattr(self, "session_timer", None) is not None:
+            self.session_timer.cancel()  # it would keep this consumer alive until it fires
         metrics.WS_CONNECTIONS.labels(app=self.app).dec()
         try:
             await self.on_disconnect(code)
@@ -330,6 +341,35 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         # websocket.disconnect that follows. The frame was for a socket going away anyway.
         with contextlib.suppress(Disconnected):
             await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
+
+    # --- the user's session and rights ------------------------------------------------------
+    async def _end_with_the_session(self) -> None:
+        """A socket opened under a session closes (4401) when the session expires; logging out
+        closes it at once (WorkerControl.end_session)."""
+        if self.session_key is None:
+            return  # a ticket asked for with a token: it lives as long as the token does
+        ends_at = await database_sync_to_async(session_expiry)(self.session_key)
+        if ends_at is None:  # logged out between the ticket and the handshake
+            raise AppError(ErrorCode.UNAUTHENTICATED, "The session has ended.")
+        loop = asyncio.get_running_loop()
+        self.session_timer = self.message_self_at(
+            loop.time() + max(0.0, ends_at - time.time()), "realtime.session.ended"
+        )
+
+    async def realtime_session_ended(self, message: dict[str, Any]) -> None:
+        await self.close(code=CLOSE_UNAUTHENTICATED)
+
+    async def realtime_recheck(self, message: dict[str, Any]) -> None:
+        """The user's rights may have changed (a membership removed or its role changed;
+        WorkerControl.recheck_user sends this): authorize again against the database as the
+        handshake did, and close as a refused handshake would when the answer is now no, so a
+        removed member stops hearing the object's events."""
+        if not self.registered or self.closing:
+            return
+        try:
+            await self.authorize()
+        except AppError as error:
+            await self.close(code=_CLOSE_FOR_CODE.get(error.code, CLOSE_FORBIDDEN))
 
     # --- timers ------------------------------------------------------------------------------
     def message_self_at(self, when: float, message_type: str) -> asyncio.TimerHandle:

@@ -14,7 +14,10 @@ A Daphne worker has one event loop, and one ``WorkerControl`` per loop. While it
 - it reloads the state every ``REALTIME_CONTROL_REFRESH_SECONDS`` whatever it heard, so a control
   message the layer lost (it is at-most-once) still takes effect within that time;
 - it writes its open sockets per app to the shared store every ``REALTIME_CONTROL_REPORT_SECONDS``
-  (kept three times that), which the staff connection counts read.
+  (kept three times that), which the staff connection counts read;
+- it renews the group memberships of its sockets (and its own) at a third of the layer's
+  ``group_expiry`` (config.realtime.groups.renewal_interval): the core Redis layer forgets a
+  member that long after its ``group_add``, and a socket may stay open longer than that.
 
     await control_send({"action": "reload"})                      # after the change committed
     state = await worker_control().current()                       # at a handshake
@@ -39,13 +42,17 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from channels_redis.core import RedisChannelLayer
 from django.conf import settings
+from django.db import transaction
 from django.utils.module_loading import import_string
 
 from config.errors import CLOSE_UNAUTHENTICATED, CLOSE_UNAVAILABLE
 from config.realtime.broadcast import group_send
 from config.realtime.connections import ConnectionRegistry
+from config.realtime.groups import renewal_interval
 from config.realtime.kv import get_store
 
 log = logging.getLogger(__name__)
@@ -91,6 +98,26 @@ async def control_send(message: dict[str, Any]) -> None:
     await group_send(CONTROL_GROUP, {"type": CONTROL_MESSAGE, **message})
 
 
+def tell_workers_on_commit(message: dict[str, Any]) -> None:
+    """``control_send`` from sync code, once the transaction commits (at once outside one)."""
+    # robust: the change is committed (and every worker reloads the state within the refresh
+    # interval anyway), so a channel layer that is down must not make the request an error.
+    transaction.on_commit(lambda: async_to_sync(control_send)(message), robust=True)
+
+
+async def worker_channel(layer: Any, label: str) -> str:
+    """A new process-local channel for a listener of the worker's own, named after ``label``
+    where the layer allows it."""
+    if isinstance(layer, RedisChannelLayer):
+        # The core layer keeps all process-local channels of a worker in one Redis key, named
+        # after the part up to "!", and lets one receive at a time wait on Redis, for its own
+        # channel's key. "control.<worker>!x" had a key of its own: the control listener, always
+        # waiting, kept that one receive, and the worker's sockets heard no group message again
+        # until a control message came (found by tests/system/faults/test_group_expiry.py).
+        return await layer.new_channel()
+    return await layer.new_channel(f"{label}.")
+
+
 def worker_reports() -> list[dict[str, Any]]:
     """The latest report of every worker that has sockets, by worker id."""
     return sorted(
@@ -110,6 +137,7 @@ class WorkerControl:
         self._runner: asyncio.Task[None] | None = None
         self.listening = asyncio.Event()  # set while subscribed to the control group
         self._channel: str | None = None
+        self._renewed_at = 0.0  # loop time of the last renewal of group memberships
 
     def ensure_running(self) -> None:
         if self._runner is None or self._runner.done():
@@ -170,6 +198,25 @@ class WorkerControl:
     async def disconnect_user(self, user_id: int) -> None:
         await self._close_where(lambda c: c.user.pk == user_id, CLOSE_UNAUTHENTICATED)
 
+    async def end_session(self, user_id: int, session_key: str) -> None:
+        """Logged out: the sockets opened under that session (cookie, or a ticket asked for
+        with it) close; the user's other sessions and token-ticket sockets stay."""
+        await self._close_where(
+            lambda c: c.user.pk == user_id and getattr(c, "session_key", None) == session_key,
+            CLOSE_UNAUTHENTICATED,
+        )
+
+    async def recheck_user(self, user_id: int) -> None:
+        """The user's rights changed: each of their sockets authorizes again, in turn with its
+        own frames (RealtimeConsumer.realtime_recheck)."""
+        for connection in [c for c in self.registry.live if c.user.pk == user_id]:
+            try:
+                await connection.channel_layer.send(
+                    connection.channel_name, {"type": "realtime.recheck"}
+                )
+            except Exception:  # one socket's channel gone must not spare the others
+                log.warning("asking a socket to recheck its access failed", exc_info=True)
+
     async def _close_where(self, which: Callable[[Any], bool], code: int) -> None:
         for connection in [c for c in self.registry.live if which(c)]:
             try:
@@ -188,14 +235,19 @@ class WorkerControl:
 
     # --- the tasks ---------------------------------------------------------------------------
     async def _run(self) -> None:
-        listener = asyncio.get_running_loop().create_task(self._listen())
+        loop = asyncio.get_running_loop()
+        listener = loop.create_task(self._listen())
+        self._renewed_at = loop.time()  # every membership there is was made since
+        renew_every = renewal_interval(getattr(get_channel_layer(), "group_expiry", None))
+        tick = min(settings.REALTIME_CONTROL_REPORT_SECONDS, renew_every or float("inf"))
         try:
             while self.registry.live:
                 await self._report()
-                await self._renew_membership()
+                if renew_every is not None and loop.time() - self._renewed_at >= renew_every:
+                    await self._renew_memberships()
                 if self._stale(settings.REALTIME_CONTROL_REFRESH_SECONDS):
                     await self._load_once()
-                await asyncio.sleep(settings.REALTIME_CONTROL_REPORT_SECONDS)
+                await asyncio.sleep(tick)
         finally:
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -204,7 +256,7 @@ class WorkerControl:
 
     async def _listen(self) -> None:
         layer = get_channel_layer()
-        channel = self._channel = await layer.new_channel("control.")
+        channel = self._channel = await worker_channel(layer, "control")
         try:
             await layer.group_add(CONTROL_GROUP, channel)
             self.listening.set()
@@ -221,14 +273,24 @@ class WorkerControl:
             with contextlib.suppress(Exception):
                 await layer.group_discard(CONTROL_GROUP, channel)
 
-    async def _renew_membership(self) -> None:
-        # The core Redis layer forgets a group member after its group_expiry (a day by default),
-        # and a worker may run for weeks; on the pub/sub layer this is a no-op.
-        if self.listening.is_set() and self._channel is not None:
-            try:
-                await get_channel_layer().group_add(CONTROL_GROUP, self._channel)
-            except Exception:
-                log.warning("renewing the control group membership failed", exc_info=True)
+    async def _renew_memberships(self) -> None:
+        """group_add again every group of every live socket, and the control group's listener.
+
+        The core Redis layer drops a member group_expiry after its last group_add (a day by
+        default), and a socket or a worker may live for weeks: without this, a socket older
+        than that stopped hearing its rooms with no sign of it (RELIABILITY.md F10).
+        """
+        layer = get_channel_layer()
+        started = asyncio.get_running_loop().time()
+        try:
+            if self.listening.is_set() and self._channel is not None:
+                await layer.group_add(CONTROL_GROUP, self._channel)
+            for connection in list(self.registry.live):
+                await _renew_groups(layer, connection)
+        except Exception:  # Redis down, say: tried again at the next tick, within the expiry
+            log.warning("renewing group memberships failed", exc_info=True)
+            return
+        self._renewed_at = started
 
     async def _handle(self, message: dict[str, Any]) -> None:
         action = message.get("action")
@@ -237,6 +299,14 @@ class WorkerControl:
                 await self.reload()
             elif action == "disconnect_user" and isinstance(message.get("user_id"), int):
                 await self.disconnect_user(message["user_id"])
+            elif action == "recheck_user" and isinstance(message.get("user_id"), int):
+                await self.recheck_user(message["user_id"])
+            elif (
+                action == "end_session"
+                and isinstance(message.get("user_id"), int)
+                and isinstance(message.get("session_key"), str)
+            ):
+                await self.end_session(message["user_id"], message["session_key"])
             else:
                 log.warning("unknown control message %r", action)
         except Exception:
@@ -264,6 +334,16 @@ class WorkerControl:
     async def _drop_report(self) -> None:
         with contextlib.suppress(Exception):
             await get_store().adrop_report(REPORTS, worker_id())
+
+
+async def _renew_groups(layer: Any, connection: Any) -> None:
+    channel = getattr(connection, "channel_name", None)
+    for group in list(getattr(connection, "joined_groups", ())):
+        await layer.group_add(group, channel)
+        if group not in connection.joined_groups:
+            # Left while this add was on its way (leave_group forgets the group, then discards
+            # it): the discard may have gone out first, and this add must not outlive it.
+            await layer.group_discard(group, channel)
 
 
 _controls: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, WorkerControl] = (

@@ -3,9 +3,12 @@
 A client that cannot send the session cookie (a service, a native app) asks REST for a ticket
 and passes it at the handshake: ``wss://host/ws/presence/?ticket=<ticket>``.
 
-    ticket = ticket_issue(user_id=7)           # POST /api/realtime/tickets/
-    user_id = await ticket_aredeem(ticket)     # 7 once, then None
-Only a hash of the ticket is stored, so a Redis dump holds nothing a client could replay.
+    ticket = ticket_issue(user_id=7, session_key="abc")    # POST /api/realtime/tickets/
+    holder = await ticket_aredeem(ticket)     # TicketHolder(7, "abc") once, then None
+
+Only a hash of the ticket is stored, so a Redis dump holds nothing a client could replay. A
+ticket asked for with a session cookie remembers that session: the socket it opens then ends
+with the session (logout, expiry), as a cookie-authenticated socket does (RELIABILITY.md S2).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from dataclasses import dataclass
 
 from django.conf import settings
 
@@ -25,15 +29,25 @@ def _key(ticket: str) -> str:
     return "ticket:" + hashlib.sha256(ticket.encode("ascii")).hexdigest()
 
 
-def ticket_issue(*, user_id: int) -> str:
+@dataclass(frozen=True)
+class TicketHolder:
+    user_id: int
+    session_key: str | None  # the session the ticket was asked for under, if any
+
+
+def ticket_issue(*, user_id: int, session_key: str | None = None) -> str:
     ticket = secrets.token_urlsafe(32)
-    get_store().put(_key(ticket), str(user_id), ttl=settings.REALTIME_TICKET_TTL_SECONDS)
+    value = f"{user_id} {session_key}" if session_key else str(user_id)
+    get_store().put(_key(ticket), value, ttl=settings.REALTIME_TICKET_TTL_SECONDS)
     return ticket
 
 
-async def ticket_aredeem(ticket: str) -> int | None:
-    """The ticket's user id, consuming the ticket; None when unknown, used or expired."""
+async def ticket_aredeem(ticket: str) -> TicketHolder | None:
+    """Who the ticket is for, consuming the ticket; None when unknown, used or expired."""
     if not _TICKET_PATTERN.match(ticket):
         return None
     value = await get_store().atake(_key(ticket))
-    return int(value) if value else None
+    if not value:
+        return None
+    user_id, _, session_key = value.partition(" ")
+    return TicketHolder(int(user_id), session_key or None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -28,7 +29,10 @@ class TicketView(APIView):
         },
     )
     def post(self, request: Request) -> Response:
-        ticket = ticket_issue(user_id=request.user.pk)
+        # Asked for with the session cookie: the socket will end with this session (logout).
+        by_session = isinstance(request.successful_authenticator, SessionAuthentication)
+        session_key = request.session.session_key if by_session else None
+        ticket = ticket_issue(user_id=request.user.pk, session_key=session_key)
         return Response(
             {"ticket": ticket, "expires_in": settings.REALTIME_TICKET_TTL_SECONDS},
             status=status.HTTP_201_CREATED,

@@ -7,7 +7,7 @@ from asgiref.sync import async_to_sync
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from config.realtime.tickets import ticket_aredeem
+from config.realtime.tickets import TicketHolder, ticket_aredeem
 from tests.factories import PASSWORD
 
 URL = "/api/realtime/tickets/"
@@ -20,7 +20,7 @@ def test_post_issues_a_ticket_that_redeems_to_the_user(api_client, user, setting
     body = response.json()
     assert body["expires_in"] == settings.REALTIME_TICKET_TTL_SECONDS == 30
     assert response["Cache-Control"] == "no-store"
-    assert async_to_sync(ticket_aredeem)(body["ticket"]) == user.pk
+    assert async_to_sync(ticket_aredeem)(body["ticket"]).user_id == user.pk
     assert async_to_sync(ticket_aredeem)(body["ticket"]) is None
 
 
@@ -53,7 +53,7 @@ def test_a_token_authenticates(user):
     response = client.post(URL)
 
     assert response.status_code == 201
-    assert async_to_sync(ticket_aredeem)(response.json()["ticket"]) == user.pk
+    assert async_to_sync(ticket_aredeem)(response.json()["ticket"]) == TicketHolder(user.pk, None)
 
 
 def test_a_wrong_token_is_401(db):
