@@ -17,6 +17,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import connection
 
+from config.realtime.control import worker_channel
 from config.realtime.kv import get_store
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,10 @@ async def _redis_ping() -> None:
 
 async def _layer_round_trip() -> None:
     layer = get_channel_layer()
-    channel = await layer.new_channel("readyz.")
+    # Not new_channel("readyz."): on the core Redis layer that channel's key is one no receive
+    # serves while a socket's receive waits, and the check timed out whenever the worker had a
+    # socket open (config.realtime.control.worker_channel).
+    channel = await worker_channel(layer, "readyz")
     receiving = False
     try:
         await layer.send(channel, {"type": "readyz.ping"})
