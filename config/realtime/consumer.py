@@ -324,14 +324,21 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         a channel's queue and Redis subscription only when a pending receive() on it is
         cancelled; a consumer whose last receive had already completed left both behind, about
         4 KiB per reconnect (django/channels_redis#276; the churn load test, docs/benchmarks.md).
-        Its ``channels`` dict is private API, hence the guards."""
+        And when that cancelled receive's own unsubscribe is cancelled in turn (Daphne ends a
+        consumer still cleaning up after --application-close-timeout: every publish of the
+        worker queues on the same shard lock, so under overload it waits), the layer logs
+        "Unexpected exception while cleaning-up channel" and keeps the subscription: dropped
+        here too. Its ``channels`` dict and the shard's ``_subscribed_to`` are private API,
+        hence the guards."""
         layer = getattr(self, "channel_layer", None)
         channel = getattr(self, "channel_name", None)
         if not isinstance(layer, RedisPubSubChannelLayer) or channel is None:
             return
         loop_layer = layer._get_layer()
-        if loop_layer.channels.pop(channel, None) is not None:
-            _in_background(loop_layer._get_shard(channel).unsubscribe(channel))
+        loop_layer.channels.pop(channel, None)
+        shard = loop_layer._get_shard(channel)
+        if channel in getattr(shard, "_subscribed_to", ()):
+            _in_background(shard.unsubscribe(channel))
 
     async def send(
         self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool = False

@@ -444,3 +444,26 @@ async def test_a_channel_the_pubsub_layer_kept_is_dropped_when_the_consumer_ends
     consumer._forget_channel()
 
     assert channel not in layer._get_layer().channels
+    await asyncio.sleep(0.2)  # the unsubscribe runs in the background
+    assert channel not in layer._get_layer()._get_shard(channel)._subscribed_to
+
+
+async def test_a_subscription_the_pubsub_layer_failed_to_drop_is_dropped_when_the_consumer_ends():
+    """The layer's own clean-up pops the channel, then its unsubscribe can be cancelled (Daphne's
+    --application-close-timeout under overload): the subscription stayed (the churn test's
+    "Unexpected exception while cleaning-up channel")."""
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.send(channel, {"type": "realtime.frame", "frame": "{}"})
+    await layer.receive(channel)
+    loop_layer = layer._get_layer()
+    del loop_layer.channels[channel]  # what the layer's clean-up did before it was cancelled
+    shard = loop_layer._get_shard(channel)
+    assert channel in shard._subscribed_to
+
+    consumer = RealtimeConsumer()
+    consumer.channel_layer, consumer.channel_name = layer, channel
+    consumer._forget_channel()
+    await asyncio.sleep(0.2)
+
+    assert channel not in shard._subscribed_to
