@@ -48,6 +48,7 @@ class DocumentSession:
         self.client_id = client_id
         self.editor: Editor | None = None
         self.errors: list[Exception] = []
+        self.retried = 0  # ops that had to be sent again after a retryable error (outage, rate)
         self._ready = asyncio.Event()
         self._submits: set[asyncio.Task[None]] = set()
         self._progress = asyncio.Event()  # set whenever a submit ends
@@ -152,6 +153,7 @@ class DocumentSession:
                     return
                 # Rate limited, or the server short of Redis or the database: the same op (the
                 # same client_id and seq, so applied once) again after its retry_after.
+                self.retried += attempt == 0
                 wait = error.error.get("retry_after") or backoff_delay(
                     failures=attempt,
                     random=random.random(),  # noqa: S311

@@ -159,6 +159,13 @@ if DATABASE_URL:
         raise ImproperlyConfigured("DATABASE_POOLER must be empty or 'pgbouncer'.")
     if DATABASE_POOLER:
         _database["DISABLE_SERVER_SIDE_CURSORS"] = True
+    elif _database["ENGINE"] == "django.db.backends.postgresql":
+        # A row locked by a stuck session must fail an op with a retryable error, not hold the
+        # process's one ORM thread for as long as the lock lasts (RELIABILITY F7b). PgBouncer
+        # passes no startup options: there, set it on the role (docs/operations.md).
+        _database["OPTIONS"]["options"] = (
+            f"-c lock_timeout={env_int('DATABASE_LOCK_TIMEOUT_MS', 2000)}"
+        )
     DATABASES = {"default": _database}
 else:
     DATABASES = {

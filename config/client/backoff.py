@@ -7,13 +7,15 @@ one restart do not come back in lockstep:
 
     delay = backoff_delay(failures=3, random=0.42)         # 0.42 * min(30, 0.5 * 8) = 1.68 s
 
-Breaker: after ``threshold`` failures in a row it opens, and no attempt is made for
-``cooldown`` seconds; then it is half-open: one attempt may go, which closes it on success and
-opens it again on failure.
+Breaker: after ``threshold`` failures in a row it opens, and no attempt is made for about
+``cooldown`` seconds (jittered, from half to one and a half times it: clients that all failed
+together must not all come back together when it closes); then it is half-open: one attempt may
+go, which closes it on success and opens it again on failure.
 
     breaker = Breaker()
     breaker.allows(now=100.0)           # True
     breaker = breaker.failed(now=100.0) # five of these in a row: open until 130.0
+                                        # (random=0.5, the default; 115.0 to 145.0 otherwise)
     breaker.state(now=131.0)            # "half_open"
 """
 
@@ -51,10 +53,13 @@ class Breaker:
     def allows(self, *, now: float) -> bool:
         return self.state(now=now) != "open"
 
-    def failed(self, *, now: float) -> Breaker:
+    def failed(self, *, now: float, random: float = 0.5) -> Breaker:
+        """``random`` in [0, 1]: where in [cooldown / 2, 3 * cooldown / 2] it stays open. Found
+        by RELIABILITY F11 (a reconnect storm): a fixed cooldown lined every client up again."""
         failures = self.failures + 1
         if self.state(now=now) == "half_open" or failures >= self.threshold:
-            return replace(self, failures=failures, open_until=now + self.cooldown)
+            cooldown = self.cooldown * (0.5 + random)
+            return replace(self, failures=failures, open_until=now + cooldown)
         return replace(self, failures=failures)
 
     def succeeded(self) -> Breaker:

@@ -243,7 +243,7 @@ class RealtimeClient:
                 await asyncio.sleep(self._delay(0))
 
     async def _failed(self, failures: int) -> int:
-        self.breaker = self.breaker.failed(now=time.monotonic())
+        self.breaker = self.breaker.failed(now=time.monotonic(), random=random.random())  # noqa: S311
         self._set_state(OFFLINE)
         await asyncio.sleep(self._delay(failures))
         return failures + 1

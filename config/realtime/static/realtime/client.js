@@ -48,10 +48,12 @@ export class Breaker {
     return this.state(now) !== "open";
   }
 
-  failed(now) {
+  // random in [0, 1]: open for 0.5 to 1.5 times the cooldown, so that clients that failed
+  // together do not all come back together when it closes (RELIABILITY F11).
+  failed(now, random = 0.5) {
     this.failures += 1;
     if (this.state(now) === "half_open" || this.failures >= this.threshold) {
-      this.openUntil = now + this.cooldown;
+      this.openUntil = now + this.cooldown * (0.5 + random);
     }
   }
 
@@ -250,7 +252,7 @@ export class RealtimeClient {
         ws = await this._open();
       } catch (error) {
         if (TERMINAL_CLOSE_CODES.has(error.closeCode)) return this._stop(error.closeCode);
-        this.breaker.failed(seconds());
+        this.breaker.failed(seconds(), Math.random());
         this._setState("offline");
         const failures = this._failures;
         this._failures += 1;

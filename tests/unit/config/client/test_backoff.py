@@ -56,3 +56,12 @@ def test_an_open_breaker_lets_one_try_through_after_its_cooldown():
     reopened = breaker.failed(now=31.0)
     assert reopened.state(now=31.0) == "open" and reopened.open_until == 61.0
     assert breaker.succeeded().state(now=31.0) == "closed"
+
+
+@pytest.mark.parametrize(("random", "until"), [(0.0, 115.0), (0.5, 130.0), (1.0, 145.0)])
+def test_the_breaker_opens_for_a_jittered_cooldown(random, until):
+    """Clients that failed together (a restart of every worker) must not all come back at once
+    when their breakers close (RELIABILITY F11)."""
+    breaker = Breaker(threshold=1, cooldown=30.0)
+
+    assert breaker.failed(now=100.0, random=random).open_until == until
