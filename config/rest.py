@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 from django.urls import register_converter
 from rest_framework import serializers, viewsets
+from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.throttling import BaseThrottle
 
 MAX_ID = 2**63 - 1  # PostgreSQL bigint: larger ids exist nowhere and would fail in SQL
@@ -69,6 +70,14 @@ class IdConverter:
 register_converter(IdConverter, "bigid")
 
 
+class Pagination(LimitOffsetPagination):
+    """limit/offset pages with a cap on limit: DRF's default has none, and a limit past
+    PostgreSQL's bigint failed in SQL (a 500, found by tests/integration/reliability/
+    test_schemathesis.py). A larger limit is cut to the cap, as DRF does."""
+
+    max_limit = 1000
+
+
 class ServiceViewSet(viewsets.GenericViewSet):
     """The base of every app's viewsets: actions validate input with a serializer per action
     and call services and selectors; nothing reads a queryset of its own.
@@ -79,6 +88,7 @@ class ServiceViewSet(viewsets.GenericViewSet):
             write_throttle = CommentWriteThrottle
     """
 
+    pagination_class = Pagination
     inputs: ClassVar[dict[str, type[serializers.Serializer]]] = {}
     writes: ClassVar[frozenset[str]] = frozenset()
     write_throttle: ClassVar[type[BaseThrottle] | None] = None

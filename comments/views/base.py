@@ -13,7 +13,6 @@ from typing import Any
 from django.conf import settings
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
@@ -21,7 +20,7 @@ from comments.models import Comment
 from comments.selectors import may_see_thread, unread_count
 from config.api import SharedRateThrottle
 from config.errors import AppError, ErrorCode
-from config.rest import ServiceViewSet
+from config.rest import Pagination, ServiceViewSet
 
 # The URLs' converter admits 0 to 2**63 - 1; without these the schema would call them strings.
 THREAD_ID = OpenApiParameter("thread_id", int, OpenApiParameter.PATH)
@@ -50,7 +49,7 @@ class AttachmentParser(MultiPartParser):
         return super().parse(stream, media_type, parser_context)
 
 
-class NotificationPagination(LimitOffsetPagination):
+class NotificationPagination(Pagination):
     """The project's pages, with the caller's unread count beside them."""
 
     def get_paginated_response(self, data: list[Any]) -> Response:
