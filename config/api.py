@@ -17,6 +17,7 @@ from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
 
 from config.errors import AppError, ErrorCode
@@ -56,6 +57,15 @@ class SharedRateThrottle(BaseThrottle):
         if not decision.allowed:
             metrics.RATE_LIMITED.labels(channel="rest", action=self.scope).inc()
         return decision.allowed
+
+    def get_ident(self, request) -> str:  # type: ignore[no-untyped-def]
+        # Not X-Forwarded-For: with NUM_PROXIES unset DRF takes that header as the address, and
+        # a client that writes a new one on every request gets a fresh bucket every time
+        # (RELIABILITY S9). Behind nginx, Daphne's --proxy-headers already put the address nginx
+        # saw into REMOTE_ADDR (deploy/systemd, deploy/nginx).
+        if api_settings.NUM_PROXIES is not None:
+            return super().get_ident(request)
+        return request.META.get("REMOTE_ADDR", "")
 
     def wait(self) -> float | None:
         return self.retry_after or None

@@ -179,7 +179,8 @@ class Lease:
 
 
 def lease_size(rate: Rate, lease: Lease | None, window: int) -> int:
-    """One at first in a window (a quiet key claims nothing extra), then double the last claim."""
+    """One at first in a window (a quiet key claims nothing extra), then double the last claim
+    (a claim of size 0 marks a refusing key: it goes on one at a time)."""
     if lease is None or lease.window != window:
         return 1
-    return min(max(1, rate.limit // LEASE_SHARE), lease.size * 2)
+    return max(1, min(rate.limit // LEASE_SHARE, lease.size * 2))

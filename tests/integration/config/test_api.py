@@ -14,7 +14,7 @@ from django.http import Http404
 from rest_framework import exceptions
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
-from rest_framework.test import APIRequestFactory
+from rest_framework.test import APIClient, APIRequestFactory
 from rest_framework.views import APIView
 
 from config.api import exception_handler
@@ -133,3 +133,17 @@ def test_retry_after_header_is_rounded_up_to_whole_seconds(retry_after, header):
 
     assert response.status_code == 429
     assert response["Retry-After"] == header
+
+
+def test_an_anonymous_limit_counts_the_connection_not_a_forged_forwarded_for(db, settings):
+    # RELIABILITY S9 (a); across real workers: tests/system/reliability/test_rate_limit_evasion.py
+    rates = {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "user": "3/h"}
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": rates}
+    client = APIClient()
+
+    statuses = [
+        client.get("/api/schema/", HTTP_X_FORWARDED_FOR=f"198.51.100.{n}").status_code
+        for n in range(1, 6)
+    ]
+
+    assert statuses == [200, 200, 200, 429, 429]

@@ -4,6 +4,7 @@ leases by which a busy key claims its shared counts in batches, on the real Redi
 
 from __future__ import annotations
 
+import asyncio
 import random
 import uuid
 
@@ -93,3 +94,31 @@ async def test_a_busy_key_claims_in_batches_and_a_quiet_one_claims_one(workers):
     ]
     # 20 hits claimed as 1 + 2 + 4 + 8 + 12 (the cap, 600 / 50): 27 counted, 5 round trips.
     assert [current for _, current in counted] == [27, 1]
+
+
+async def test_concurrent_hits_share_one_claim_and_lose_no_numbers(workers):
+    rate = Rate(limit=600, period=60.0)
+    key = f"concurrent:{uuid.uuid4().hex}"
+
+    decisions = await asyncio.gather(
+        *(throttle.athrottle(key, rate, now=1000.0) for _ in range(200))
+    )
+
+    counted = await kv.get_store().ahit(f"rl:{key}", window=1000 // 60, period=60.0, amount=0)
+    assert all(decision.allowed for decision in decisions)
+    # 200 hits claimed as 1, 2, 4, 8 and then 12 at a time: at most one claim left unused.
+    assert 200 <= counted[1] < 200 + 600 // LEASE_SHARE
+
+
+async def test_a_key_over_its_limit_claims_one_at_a_time(workers):
+    rate = Rate(limit=100, period=60.0)
+    key = f"refusing:{uuid.uuid4().hex}"
+    for _ in range(100):
+        await throttle.athrottle(key, rate, now=1000.0)
+    counted_at_limit = (await kv.get_store().ahit(f"rl:{key}", window=16, period=60.0, amount=0))[1]
+
+    refused = [await throttle.athrottle(key, rate, now=1000.0) for _ in range(30)]
+
+    counted = (await kv.get_store().ahit(f"rl:{key}", window=16, period=60.0, amount=0))[1]
+    assert not any(decision.allowed for decision in refused)
+    assert counted - counted_at_limit <= 30  # no batches claimed for refused hits
