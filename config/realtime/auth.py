@@ -16,6 +16,8 @@ from channels.middleware import BaseMiddleware
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
 
+from config.errors import AppError, ErrorCode
+from config.realtime.sessions import SessionRef, session_ended, session_ref
 from config.realtime.tickets import ticket_aredeem
 
 
@@ -36,15 +38,24 @@ class RealtimeAuthMiddleware(BaseMiddleware):
             return await self.session_auth(scope, receive, send)
         holder = await ticket_aredeem(tickets[0])
         user = await _active_user(holder.user_id) if holder is not None else AnonymousUser()
-        session_key = holder.session_key if holder is not None else None
-        scope = dict(scope, user=user, auth_method="ticket", ticket_session_key=session_key)
+        session = holder.session if holder is not None else None
+        scope = dict(scope, user=user, auth_method="ticket", ticket_session=session)
         return await self.inner(scope, receive, send)
 
 
-def session_key_of(scope: dict) -> str | None:  # type: ignore[type-arg]
-    """The Django session a socket was opened under: its cookie's, or the one its ticket was
-    asked for with; None for a ticket asked for with a token."""
+async def session_of(scope: dict) -> SessionRef | None:  # type: ignore[type-arg]
+    """The Django session a socket was opened under (its cookie's, or the one its ticket was
+    asked for with), None for a ticket asked for with a token; raises UNAUTHENTICATED when
+    that session has already ended."""
     if scope.get("auth_method") == "ticket":
-        return scope.get("ticket_session_key")
-    session = scope.get("session")
-    return getattr(session, "session_key", None)
+        ref = scope.get("ticket_session")
+        if ref is not None and await session_ended(ref.hash):
+            raise AppError(ErrorCode.UNAUTHENTICATED, "The session has ended.")
+        return ref
+    session_key = getattr(scope.get("session"), "session_key", None)
+    if session_key is None:
+        return None
+    ref = await database_sync_to_async(session_ref)(session_key)
+    if ref is None:
+        raise AppError(ErrorCode.UNAUTHENTICATED, "The session has ended.")
+    return ref

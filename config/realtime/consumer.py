@@ -29,7 +29,6 @@ from functools import cache
 from typing import Any, ClassVar, Protocol
 
 from autobahn.exception import Disconnected
-from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels_redis.pubsub import RedisPubSubChannelLayer
@@ -48,7 +47,7 @@ from config.errors import (
     ErrorCode,
 )
 from config.outages import service_unavailable
-from config.realtime.auth import session_key_of
+from config.realtime.auth import session_of
 from config.realtime.connections import connections_for_loop
 from config.realtime.control import worker_control
 from config.realtime.envelope import (
@@ -61,7 +60,6 @@ from config.realtime.envelope import (
 )
 from config.realtime.kv import get_store
 from config.realtime.ratelimit import Rate, WindowCounter, parse_rate
-from config.realtime.sessions import session_expiry
 from config.realtime.shutdown import install as install_graceful_shutdown
 from config.realtime.throttle import athrottle
 from monitoring import buffered, metrics
@@ -240,7 +238,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_SERVICE_RESTART if draining else CLOSE_UNAVAILABLE)
             return
         self.registered = True
-        self.session_key = session_key_of(self.scope)
+        self.session_hash: str | None = None  # set by _end_with_the_session
         self.control.ensure_running()
         metrics.WS_CONNECTS.labels(app=self.app, outcome="accepted").inc()
         metrics.WS_CONNECTIONS.labels(app=self.app).inc()
@@ -353,14 +351,13 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     async def _end_with_the_session(self) -> None:
         """A socket opened under a session closes (4401) when the session expires; logging out
         closes it at once (WorkerControl.end_session)."""
-        if self.session_key is None:
+        session = await session_of(self.scope)
+        if session is None:
             return  # a ticket asked for with a token: it lives as long as the token does
-        ends_at = await database_sync_to_async(session_expiry)(self.session_key)
-        if ends_at is None:  # logged out between the ticket and the handshake
-            raise AppError(ErrorCode.UNAUTHENTICATED, "The session has ended.")
+        self.session_hash = session.hash
         loop = asyncio.get_running_loop()
         self.session_timer = self.message_self_at(
-            loop.time() + max(0.0, ends_at - time.time()), "realtime.session.ended"
+            loop.time() + max(0.0, session.ends_at - time.time()), "realtime.session.ended"
         )
 
     async def realtime_session_ended(self, message: dict[str, Any]) -> None:

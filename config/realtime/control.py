@@ -198,11 +198,12 @@ class WorkerControl:
     async def disconnect_user(self, user_id: int) -> None:
         await self._close_where(lambda c: c.user.pk == user_id, CLOSE_UNAUTHENTICATED)
 
-    async def end_session(self, user_id: int, session_key: str) -> None:
+    async def end_session(self, user_id: int, session_hash: str) -> None:
         """Logged out: the sockets opened under that session (cookie, or a ticket asked for
-        with it) close; the user's other sessions and token-ticket sockets stay."""
+        with it; known by the hash of its key) close; the user's other sessions and token-ticket
+        sockets stay."""
         await self._close_where(
-            lambda c: c.user.pk == user_id and getattr(c, "session_key", None) == session_key,
+            lambda c: c.user.pk == user_id and getattr(c, "session_hash", None) == session_hash,
             CLOSE_UNAUTHENTICATED,
         )
 
@@ -304,9 +305,9 @@ class WorkerControl:
             elif (
                 action == "end_session"
                 and isinstance(message.get("user_id"), int)
-                and isinstance(message.get("session_key"), str)
+                and isinstance(message.get("session"), str)
             ):
-                await self.end_session(message["user_id"], message["session_key"])
+                await self.end_session(message["user_id"], message["session"])
             else:
                 log.warning("unknown control message %r", action)
         except Exception:

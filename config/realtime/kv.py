@@ -37,6 +37,7 @@ class SharedStore(Protocol):
     ) -> tuple[int, int]: ...
     def put(self, key: str, value: str, *, ttl: float) -> None: ...
     async def atake(self, key: str) -> str | None: ...
+    async def aget(self, key: str) -> str | None: ...
     def take(self, key: str) -> str | None: ...
     async def aepoch(self) -> str: ...
     def ping(self) -> None: ...
@@ -108,6 +109,9 @@ class RedisStore:
 
     async def atake(self, key: str) -> str | None:
         return await self.aclient().getdel(self._key(key))
+
+    async def aget(self, key: str) -> str | None:
+        return await self.aclient().get(self._key(key))
 
     async def aepoch(self) -> str:
         # The epoch key is never expired, so it disappears only when Redis lost its data: a new
@@ -192,6 +196,10 @@ class MemoryStore:
 
     async def atake(self, key: str) -> str | None:
         return self.take(key)
+
+    async def aget(self, key: str) -> str | None:
+        with self._lock:
+            return self._live(key, time.monotonic())  # type: ignore[return-value]
 
     async def aepoch(self) -> str:
         return self._epoch

@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api import TicketRateThrottle
+from config.realtime.sessions import session_ref
 from config.realtime.tickets import ticket_issue
 
 
@@ -29,10 +30,11 @@ class TicketView(APIView):
         },
     )
     def post(self, request: Request) -> Response:
-        # Asked for with the session cookie: the socket will end with this session (logout).
+        # Asked for with the session cookie: the socket will end with this session (logout,
+        # expiry). With a token: it lives as long as the token does.
         by_session = isinstance(request.successful_authenticator, SessionAuthentication)
-        session_key = request.session.session_key if by_session else None
-        ticket = ticket_issue(user_id=request.user.pk, session_key=session_key)
+        session = session_ref(request.session.session_key) if by_session else None
+        ticket = ticket_issue(user_id=request.user.pk, session=session)
         return Response(
             {"ticket": ticket, "expires_in": settings.REALTIME_TICKET_TTL_SECONDS},
             status=status.HTTP_201_CREATED,

@@ -3,12 +3,16 @@ expiry close it (4401); other sessions' sockets and token-ticket sockets stay op
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 from asgiref.sync import sync_to_async
 from django.test import Client
 from rest_framework.test import APIClient
 
 from config.errors import CLOSE_UNAUTHENTICATED
+from config.realtime.kv import get_store
+from config.realtime.sessions import session_hash
 from tests.integration.ws import close_code, communicator, receive, request
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
@@ -86,3 +90,16 @@ async def test_a_ticket_of_a_session_that_ended_before_the_handshake_is_refused(
     await comm.connect(timeout=5)
 
     assert await close_code(comm) == CLOSE_UNAUTHENTICATED
+
+
+async def test_a_ticket_and_the_logout_message_hold_no_session_key(ws_user, communicators):
+    """A Redis dump (tickets) or a pub/sub message (logout) must hold nothing that works as a
+    session cookie: both know the session by a hash of its key."""
+    client = await logged_in(ws_user)
+    session_key = client.cookies["sessionid"].value
+    ticket = await ticket_by_session(client)
+
+    stored = await get_store().aget("ticket:" + hashlib.sha256(ticket.encode()).hexdigest())
+
+    assert stored is not None and session_key not in stored
+    assert session_hash(session_key) in stored

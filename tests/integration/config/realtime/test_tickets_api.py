@@ -53,7 +53,9 @@ def test_a_token_authenticates(user):
     response = client.post(URL)
 
     assert response.status_code == 201
-    assert async_to_sync(ticket_aredeem)(response.json()["ticket"]) == TicketHolder(user.pk, None)
+    assert async_to_sync(ticket_aredeem)(response.json()["ticket"]) == TicketHolder(
+        user.pk, None
+    )  # by token
 
 
 def test_a_wrong_token_is_401(db):
