@@ -14,6 +14,7 @@ import asyncio
 import functools
 import random
 import time
+from collections.abc import Callable
 
 from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
@@ -59,14 +60,43 @@ def editor(
                            **{"backoff_cap": 2.0, **options})  # fmt: skip
 
 
-async def type_for(session: DocumentSession, seconds: float, rng: random.Random) -> None:
-    """Random one-character edits every 50-150 ms, online or not."""
+async def type_for(
+    session: DocumentSession,
+    seconds: float,
+    rng: random.Random,
+    pause: tuple[float, float] = (0.05, 0.15),
+) -> None:
+    """Random one-character edits every ``pause`` seconds (50-150 ms), online or not."""
     loop = asyncio.get_running_loop()
     until = loop.time() + seconds
     while loop.time() < until:
         position = rng.randint(0, len(session.text))
         session.edit([position, rng.choice("abcxyz")] if position else ["q"])
-        await asyncio.sleep(rng.uniform(0.05, 0.15))
+        await asyncio.sleep(rng.uniform(*pause))
+
+
+async def document_editors(
+    workers: list[Worker],
+    make_account: Callable[[], Account],
+    label: str,
+    documents: int,
+    typists: int,
+) -> tuple[list[Document], dict[int, list[DocumentSession]], dict[int, DocumentSession]]:
+    """Documents, each with typists split over the workers (one each, no failover) and a quiet
+    editor on the first, who makes one edit after a fault to time how soon it reaches everyone.
+    An account per session: tickets are rate limited per user."""
+    made, by_document, quiet = [], {}, {}
+    for n in range(documents):
+        accounts = [await sync_to_async(make_account)() for _ in range(typists + 1)]
+        document = await shared_document(accounts, f"{label} {n}")
+        name = f"{label}-d{document.pk}"
+        made.append(document)
+        by_document[document.pk] = [
+            editor([workers[i % len(workers)]], account, document, f"{name}-e{i}")
+            for i, account in enumerate(accounts[1:])
+        ]
+        quiet[document.pk] = editor([workers[0]], accounts[0], document, f"{name}-q")
+    return made, by_document, quiet
 
 
 class ReconnectTimer:
@@ -128,3 +158,46 @@ async def assert_oracles(document: Document, sessions: list[DocumentSession]) ->
     assert [op.version for op in ops] == list(range(1, stored.version + 1))
     assert len(keys) == len(set(keys)), "an op was applied twice"
     assert sorted(keys) == acked, "an acknowledged op is missing (or an unacknowledged stored)"
+
+
+def logged_errors(worker: Worker, since: int = 0) -> list[str]:
+    """ERROR and CRITICAL lines of a worker's log from offset ``since``: uncaught exceptions
+    (Daphne's "Exception inside application") and our own ``log.exception``. Warnings about an
+    outage, with their tracebacks, are what a fault test expects and are not counted, nor is
+    Django's line for a 503 (the answer during an outage, by policy)."""
+    return [
+        line
+        for line in worker.log()[since:].splitlines()
+        if (" ERROR " in line or " CRITICAL " in line)
+        and " ERROR django.request Service Unavailable: " not in line
+    ]
+
+
+def time_submits(session: DocumentSession, into: list[tuple[float, float, bool]]) -> None:
+    """From now on, append ``(sent at, ms until answered, acked)`` for every op submit of this
+    session: each attempt, an ack or a (retryable) error frame; an attempt left unanswered by a
+    drop counts until the answer on the next socket."""
+    command = session.client.command
+
+    async def timed(message_type: str, data=None, **options):  # type: ignore[no-untyped-def]
+        started = time.monotonic()
+        acked = False
+        try:
+            reply = await command(message_type, data, **options)
+            acked = True
+            return reply
+        finally:
+            if message_type == "collab.op.submit":
+                into.append((started, (time.monotonic() - started) * 1000, acked))
+
+    session.client.command = timed  # type: ignore[method-assign]
+
+
+def arrivals(session: DocumentSession) -> dict[int, float]:
+    """From now on, version -> when this session was sent that op (live or filled from the
+    database), for timing how soon an edit reached everyone."""
+    seen: dict[int, float] = {}
+    session.client.on(
+        "collab.op.applied", lambda frame: seen.setdefault(frame["seq"], time.monotonic())
+    )
+    return seen
