@@ -99,6 +99,12 @@ class Command(BaseCommand):
                 "--drain", type=float, default=3.0, help="seconds after the last send (default 3)"
             )
             sub.add_argument(
+                "--settle",
+                type=float,
+                default=1.0,
+                help="seconds between the last join and the first signal (default 1)",
+            )
+            sub.add_argument(
                 "--profile",
                 metavar="DIR",
                 help="py-spy the workers during the send window; raw profiles go to DIR and "
@@ -431,6 +437,7 @@ class Command(BaseCommand):
             rate=options["rate"],
             duration=options["duration"],
             drain=options["drain"],
+            settle=options["settle"],
         )
         if options["baseline"]:
             relays = ["bare", "lean"] if options["baseline"] == "both" else [options["baseline"]]
