@@ -53,6 +53,7 @@ class StaffViewSet(ServiceViewSet):
 
 
 class ConnectionsViewSet(StaffViewSet):
+    pagination_class = None  # one overview, not pages: the schema must not describe pages
     @extend_schema(responses={200: ConnectionsOutputSerializer})
     def list(self, request: Request) -> Response:
         """Open sockets per app on every worker, as each reported them in the last seconds."""
@@ -72,6 +73,7 @@ class UserControlViewSet(StaffViewSet):
 
 
 class AppSwitchViewSet(StaffViewSet):
+    pagination_class = None  # one switch per app, all at once: not pages
     inputs = {"partial_update": AppSwitchInputSerializer}
     action_perms: ClassVar[dict[str, str]] = {"partial_update": "monitoring.change_appswitch"}
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
+from monitoring import buffered
 from monitoring.loadtest.workers import Worker
 from tests.factories import PASSWORD
 from tests.system.client import (
@@ -113,6 +114,7 @@ async def test_room_leave_stops_delivery_across_workers(
 
 async def test_handshake_without_credentials_is_closed_4401(worker_a: Worker) -> None:
     heartbeat = json.dumps({"id": "h1", "type": "session.heartbeat", "data": {}})
+    await asyncio.sleep(buffered.FLUSH_SECONDS + 0.5)  # earlier tests' frames counted first
     before = await worker_metrics(worker_a)
     outcome = await attempt_handshake(worker_a.ws_url(PRESENCE), send=heartbeat)
     after = await worker_metrics(worker_a)
@@ -133,6 +135,9 @@ async def test_frames_pipelined_before_refusal_are_not_processed(
     observer = await open_client(worker_b, alice)
     try:
         await observer.ack("presence.room.join", {"room": room})
+        # The join's own count reaches the shared metrics files up to FLUSH_SECONDS later
+        # (monitoring/buffered.py): it must be in "before", not mistaken for a processed frame.
+        await asyncio.sleep(buffered.FLUSH_SECONDS + 0.5)
         commands = [
             {"id": "j", "type": "presence.room.join", "data": {"room": room}},
             {"id": "s", "type": "presence.signal.send", "data": {"room": room, "data": {}}},
