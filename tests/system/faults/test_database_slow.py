@@ -37,7 +37,7 @@ from config.client import RealtimeClient
 from monitoring.loadtest.measure import percentiles
 from monitoring.loadtest.workers import Worker, daphne_workers
 from tests.system.client import ORIGIN, fetch_ticket
-from tests.system.client import RealtimeClient as TestClient
+from tests.system.client import RealtimeClient as RawClient
 from tests.system.conftest import Account, database_url, worker_env
 from tests.system.faultproxy import FaultProxy
 from tests.system.faults.oracles import assert_oracles, editor, probe, shared_document
@@ -209,7 +209,7 @@ async def test_a_locked_document_row_blocks_only_its_ops(f7_workers, make_accoun
         for n, document in enumerate(others)
     ]
     path = f"/ws/collab/documents/{locked.pk}/"
-    blocked = await TestClient.connect(
+    blocked = await RawClient.connect(
         f7_workers[0].ws_url(path),
         ticket=await fetch_ticket(f7_workers[0].http_url(), accounts[0].token),
     )
