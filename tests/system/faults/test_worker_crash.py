@@ -53,8 +53,13 @@ async def type_randomly(session: DocumentSession, rng: random.Random) -> None:
 
 
 async def test_killing_a_worker_mid_typing_loses_and_repeats_nothing(workers, make_account):
-    accounts = [await sync_to_async(make_account)() for _ in range(EDITORS_PER_DOCUMENT)]
-    documents = [await shared_document(accounts, f"F1 {n}") for n in range(DOCUMENTS)]
+    # Accounts of their own per document: tickets are rate limited per user, and at full scale
+    # an account on every document would ask for 20 at once, and 20 more on the failover.
+    accounts = {
+        n: [await sync_to_async(make_account)() for _ in range(EDITORS_PER_DOCUMENT)]
+        for n in range(DOCUMENTS)
+    }
+    documents = {n: await shared_document(accounts[n], f"F1 {n}") for n in range(DOCUMENTS)}
     by_document = {
         document.pk: [
             # Half start on A, half on B; each moves to the other when its worker fails.
@@ -64,9 +69,9 @@ async def test_killing_a_worker_mid_typing_loses_and_repeats_nothing(workers, ma
                 document,
                 f"d{document.pk}-e{index}",
             )
-            for index, account in enumerate(accounts)
+            for index, account in enumerate(accounts[n])
         ]
-        for document in documents
+        for n, document in documents.items()
     }
     sessions = [session for group in by_document.values() for session in group]
     victim = workers[0]
@@ -94,7 +99,7 @@ async def test_killing_a_worker_mid_typing_loses_and_repeats_nothing(workers, ma
         # The workers fixture is shared: bring A back on its port for the tests after this one.
         workers[0] = await asyncio.to_thread(restart_worker, victim)
 
-    for document in documents:
+    for document in documents.values():
         await assert_oracles(document, by_document[document.pk])
     moved = [s for s in sessions if s.client.connections > 1]
     assert moved, "nobody was on the killed worker"
