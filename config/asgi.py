@@ -17,6 +17,7 @@ from django.conf import settings  # noqa: E402
 
 from collab.routing import websocket_urlpatterns as collab_routes  # noqa: E402
 from comments.routing import websocket_urlpatterns as comments_routes  # noqa: E402
+from config.realtime import outbox  # noqa: E402
 from config.realtime.auth import RealtimeAuthMiddleware  # noqa: E402
 from forms_live.routing import websocket_urlpatterns as forms_routes  # noqa: E402
 from monitoring.routing import websocket_urlpatterns as monitoring_routes  # noqa: E402
@@ -30,7 +31,7 @@ websocket_routes = [
     *monitoring_routes,
 ]
 
-application = ProtocolTypeRouter(
+router = ProtocolTypeRouter(
     {
         "http": django_http,
         "websocket": OriginValidator(
@@ -39,3 +40,10 @@ application = ProtocolTypeRouter(
         ),
     }
 )
+
+
+async def application(scope, receive, send):  # type: ignore[no-untyped-def]
+    # The broadcasts of writes made over REST are sent by this worker's loop too, after the
+    # commit, without holding the ORM thread (config/realtime/outbox.py).
+    outbox.bind()
+    return await router(scope, receive, send)

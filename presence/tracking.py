@@ -40,6 +40,12 @@ from presence.store import Member, get_presence_store
 log = logging.getLogger(__name__)
 
 MAX_TEXT = 200  # activity and location: short labels, not documents
+INPUT_WRITE_WAIT_SECONDS = 0.5  # a Redis write takes < 1 ms when Redis is well
+
+
+def _log_failure(task: asyncio.Future[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("a late presence write failed: %r", task.exception())
 
 
 def _ttl() -> float:
@@ -85,7 +91,15 @@ class ConnectionPresence:
         now = time.time()
         if needs_input_write(self.state.last_input, now, settings.PRESENCE_AWAY_SECONDS):
             self.state = replace(self.state, last_input=now)
-            await self._save("input")
+            # Every command comes through here, ops included: a slow store (Redis stalled)
+            # must not hold their answers (RELIABILITY F4). Soft state: the write may finish
+            # late, in the background, and the bulk refresh repeats it anyway.
+            saving = asyncio.ensure_future(self._save("input"))
+            await asyncio.wait([saving], timeout=INPUT_WRITE_WAIT_SECONDS)
+            if saving.done():
+                saving.result()
+            else:
+                saving.add_done_callback(_log_failure)
 
     async def set_choice(self, choice: Choice) -> None:
         """For all of the user's connections, on every worker."""

@@ -15,11 +15,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from asgiref.sync import async_to_sync
 from channels.exceptions import ChannelFull
 from channels.layers import get_channel_layer
 from django.db import transaction
 
+from config.realtime import outbox
 from config.realtime.envelope import encode_event
 from monitoring import metrics
 
@@ -57,16 +57,25 @@ def broadcast_on_commit(
 
 
 def group_send_on_commit(group: str, message: dict[str, Any]) -> None:
-    """Any channel-layer message to a group, once the transaction commits."""
-    # Blocking until the layer has it keeps this process's broadcasts in commit order.
-    transaction.on_commit(lambda: async_to_sync(group_send)(group, message))
+    """Any channel-layer message to a group, once the transaction commits.
+
+    Posted to the worker's outbox, which sends in commit order on the event loop: the ORM
+    thread, and with it the write's answer, never waits on Redis (config/realtime/outbox.py).
+    """
+    transaction.on_commit(lambda: outbox.post(group, _stamped(message), group_send))
+
+
+def _stamped(message: dict[str, Any]) -> dict[str, Any]:
+    if message.get("type") != FRAME_MESSAGE:
+        return message
+    # Wall clock: the receiving worker may be another process or host (delivery latency).
+    return {**message, "sent_at": time.time()}
 
 
 async def group_send(group: str, message: dict[str, Any]) -> None:
     """group_send that stamps frames with the send time and counts the layer's failures."""
-    if message.get("type") == FRAME_MESSAGE:
-        # Wall clock: the receiving worker may be another process or host (delivery latency).
-        message = {**message, "sent_at": time.time()}
+    if "sent_at" not in message:  # a frame from the outbox is stamped when it was committed
+        message = _stamped(message)
     try:
         await get_channel_layer().group_send(group, message)
     except Exception as error:

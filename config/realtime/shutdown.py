@@ -23,6 +23,7 @@ from typing import Any
 from django.conf import settings
 
 from config.errors import CLOSE_SERVICE_RESTART
+from config.realtime import outbox
 from config.realtime.connections import ConnectionRegistry
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,9 @@ async def drain(registry: ConnectionRegistry, then: Callable[[], Any]) -> None:
             # when Daphne has written their close frames.
             while any(c in registry.live for c in open_sockets):  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
+            # Broadcasts of writes acked before the signal still go out, so the other
+            # workers' clients are not left waiting for the next write to fill the gap.
+            await outbox.flush()
     except TimeoutError:
         log.warning("SIGTERM: sockets still open after the grace period; stopping anyway")
     then()

@@ -13,6 +13,7 @@ either.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from dataclasses import replace
@@ -38,10 +39,13 @@ _last_warning = 0.0
 _leases: dict[str, Lease] = {}
 MAX_LEASES = 10_000
 # The claim in flight per key (athrottle): done when its lease is in _leases.
-_claims: dict[str, asyncio.Future[None]] = {}
+_claims: dict[str, tuple[asyncio.Future[Decision], float]] = {}  # and when it began
+# Normally a claim takes one Redis round trip (< 1 ms here, a few ms across a network); a
+# command waits this long for it at most, then is counted locally (athrottle).
+SLOW_CLAIM_SECONDS = 0.5
 
 
-def _degraded(error: Exception) -> MemoryStore:
+def _degraded(error: object) -> MemoryStore:
     global _last_warning
     now = time.monotonic()
     if now - _last_warning > _WARN_EVERY:
@@ -65,23 +69,45 @@ async def athrottle(key: str, rate: Rate, *, now: float | None = None) -> Decisi
     when this worker's claimed numbers run out, not on every hit. One claim per key is in
     flight at a time: hits that find the lease used up while another claims wait for that claim
     and take from it, instead of each claiming a batch of its own (all but the last were lost,
-    counted as hits: found by the full-scale rate-limit test, RELIABILITY S9 d)."""
+    counted as hits: found by the full-scale rate-limit test, RELIABILITY S9 d).
+
+    A claim that Redis has not answered within ``SLOW_CLAIM_SECONDS`` (a stall, a half-open
+    socket) is left to finish in the background, and meanwhile the hits are counted in this
+    process, as when Redis is down: a command must not wait on Redis (RELIABILITY F4)."""
     window = window_at(time.time() if now is None else now, rate.period)
     while True:
         lease = _leases.get(key)
         current = lease.take(window.index) if lease is not None else None
         if lease is not None and current is not None:
             return decide(rate, window, previous=lease.previous, current=current)
-        claiming = _claims.get(key)
-        if claiming is None:
-            break
-        await asyncio.shield(claiming)
-    done = _claims[key] = asyncio.get_running_loop().create_future()
-    try:
-        return await _claim(key, rate, window, lease)
-    finally:
+        loop = asyncio.get_running_loop()
+        mine = key not in _claims
+        if mine:
+            claim = asyncio.ensure_future(_claim(key, rate, window, lease))
+            claim.add_done_callback(functools.partial(_claim_done, key))
+            _claims[key] = (claim, loop.time())
+        claiming, started = _claims[key]
+        # Waited for once: a claim already slow holds no later hit.
+        await asyncio.wait([claiming], timeout=max(0.0, started + SLOW_CLAIM_SECONDS - loop.time()))
+        if not claiming.done():
+            return await _local_decision(key, rate, window, "Redis is slow to answer")
+        if mine:
+            return claiming.result()
+        # Another hit's claim: take from the lease it left (or claim again if it was refused).
+
+
+def _claim_done(key: str, claim: asyncio.Future[Decision]) -> None:
+    if key in _claims and _claims[key][0] is claim:
         del _claims[key]
-        done.set_result(None)
+    if not claim.cancelled() and claim.exception() is not None:
+        log.warning("claiming rate-limit numbers failed: %r", claim.exception())
+
+
+async def _local_decision(key: str, rate: Rate, window: Window, why: object) -> Decision:
+    previous, current = await _degraded(why).ahit(
+        f"rl:{key}", window=window.index, period=rate.period
+    )
+    return decide(rate, window, previous=previous, current=current)
 
 
 async def _claim(key: str, rate: Rate, window: Window, lease: Lease | None) -> Decision:
@@ -92,8 +118,7 @@ async def _claim(key: str, rate: Rate, window: Window, lease: Lease | None) -> D
         previous, end = await store.ahit(f"rl:{key}", **hit, amount=size)
     except RedisError as error:
         _leases.pop(key, None)
-        previous, current = await _degraded(error).ahit(f"rl:{key}", **hit)
-        return decide(rate, window, previous=previous, current=current)
+        return await _local_decision(key, rate, window, error)
     decision = decide(rate, window, previous=previous, current=end - size + 1)
     claimed = Lease.claimed(window=window.index, previous=previous, end=end, size=size)
     # Refused: claim one at a time from now on, so a key over its limit stops running up the

@@ -122,3 +122,43 @@ async def test_a_key_over_its_limit_claims_one_at_a_time(workers):
     counted = (await kv.get_store().ahit(f"rl:{key}", window=16, period=60.0, amount=0))[1]
     assert not any(decision.allowed for decision in refused)
     assert counted - counted_at_limit <= 30  # no batches claimed for refused hits
+
+
+# --- a Redis that takes connections and answers nothing (stalled, half-open) ------------------
+@pytest.fixture
+def frozen_redis(tmp_path, monkeypatch):
+    from tests.system.services import PrivateRedis
+
+    server = PrivateRedis(tmp_path)
+    server.start()
+    monkeypatch.setattr(kv, "_store", RedisStore(RedisTarget(url=server.url), "t:"))
+    monkeypatch.setattr(throttle, "_local", kv.MemoryStore())
+    monkeypatch.setattr(throttle, "_leases", {})
+    server.freeze()
+    yield server
+    server.thaw()
+    server.stop()
+
+
+async def test_a_stalled_redis_does_not_hold_the_command_and_the_claim_lands_later(
+    frozen_redis,
+):
+    rate = Rate(limit=3, period=60.0)
+    key = f"stall:{uuid.uuid4().hex}"
+    loop = asyncio.get_running_loop()
+
+    started = loop.time()
+    decisions = [await throttle.athrottle(key, rate) for _ in range(4)]
+    waited = loop.time() - started
+
+    # Counted here while Redis is silent: the limit still holds, and only the first hit waited
+    # for the claim (the others found it in flight and went on at once, counted locally too).
+    assert [d.allowed for d in decisions] == [True, True, True, False]
+    assert waited < 2 * throttle.SLOW_CLAIM_SECONDS
+    claim, _ = throttle._claims[key]
+
+    frozen_redis.thaw()
+    await asyncio.wait_for(claim, timeout=10)
+
+    assert key not in throttle._claims
+    assert throttle._leases[key].end >= 1  # the claim was counted in Redis after all
