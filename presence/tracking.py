@@ -40,7 +40,7 @@ from presence.store import Member, get_presence_store
 log = logging.getLogger(__name__)
 
 MAX_TEXT = 200  # activity and location: short labels, not documents
-INPUT_WRITE_WAIT_SECONDS = 0.5  # a Redis write takes < 1 ms when Redis is well
+INPUT_WRITE_WAIT_SECONDS = 0.25  # a Redis write takes < 1 ms when Redis is well
 
 
 def _log_failure(task: asyncio.Future[None]) -> None:

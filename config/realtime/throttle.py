@@ -42,7 +42,7 @@ MAX_LEASES = 10_000
 _claims: dict[str, tuple[asyncio.Future[Decision], float]] = {}  # and when it began
 # Normally a claim takes one Redis round trip (< 1 ms here, a few ms across a network); a
 # command waits this long for it at most, then is counted locally (athrottle).
-SLOW_CLAIM_SECONDS = 0.5
+SLOW_CLAIM_SECONDS = 0.25
 
 
 def _degraded(error: object) -> MemoryStore:

@@ -160,13 +160,10 @@ async def test_a_redis_stall_delays_no_ack_and_drops_no_socket(
         retried_ops=len(submits) - len(acks),
         fanout_resumed_s=round(resumed_s, 3),
     )
+    # The ack path avoids Redis (config/realtime/outbox.py; the rate limit and the presence
+    # write wait on it at most a quarter second): no op waits out the stall. Half the stall is
+    # far from both, even on a loaded machine (a 5 s stall held acks 5 s before the outbox).
+    assert during_ms["max"] < STALL_SECONDS * 1000 / 2, during_ms
     if FULL:  # RELIABILITY.md's bounds, at its scale (timings are not asserted in CI)
-        # Not the plan's "ack p99 < 400 ms" over the whole run: an op submitted while Redis
-        # stalls is acked only when Redis answers again, because the commit's broadcast
-        # (config/realtime/broadcast.py, group_send_on_commit) blocks the worker's ORM thread
-        # until the layer takes it, and the rate limiter waits on Redis first (see
-        # /tmp/reliability/faults_redis.md). What holds: acks outside the stall are unaffected,
-        # the delayed ones all come within a second of the stall's end.
-        assert outside_ms["p99"] < 400, outside_ms
-        assert during_ms["max"] < (STALL_SECONDS + 1) * 1000, during_ms
+        assert ack_ms["p99"] < 400, ack_ms
         assert resumed_s < 2.0, resumed_s
