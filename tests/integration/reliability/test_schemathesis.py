@@ -1,16 +1,18 @@
 """RELIABILITY.md S8 at reduced scale: schemathesis against the OpenAPI schema drf-spectacular
 serves (/schema/), in process, through Django's WSGI application on the test database.
 
-Three runs over every operation of the schema, a few generated cases each:
+Three runs over every operation of the schema, a few generated cases each; in all three every
+answer conforms to the schema, errors included (its status is documented for the operation,
+its body has that status's shape: config/schema.py documents them):
 
 - signed in (token) as a user who owns objects of every kind, whose ids the path parameters
-  are drawn from half of the time (so that cases reach real objects, not only 404s): no 5xx,
-  and every answer conforms to the schema (status code documented, body of its shape);
-- anonymous: no 5xx, and every answer is 401/403 (or 404 for a path no route admits), never
-  data;
+  are drawn from half of the time (so that cases reach real objects, not only 404s): no 5xx;
+- anonymous: no 5xx, and every answer is 401 (or 404 for a path no route admits), never data;
 - a second user, with the first user's ids in every path parameter: never 2xx and never the
   first user's text in the body (the S5 sweep with fixed bodies is test_security_rest.py; this
   one generates query strings and bodies).
+
+Answers the generated cases seldom reach are fixed cases: 429 on every operation.
 """
 
 from __future__ import annotations
@@ -29,7 +31,10 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from rest_framework.authtoken.models import Token
 from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import response_schema_conformance
+from schemathesis.specs.openapi.checks import (
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from tests.factories import UserFactory
 from tests.integration.reliability.test_security_ws import MARKER, Tenant, build_tenant
@@ -38,6 +43,8 @@ pytestmark = [pytest.mark.django_db, pytest.mark.timeout(120)]
 
 EXAMPLES = 2  # per operation and run: CI time; `make reliability`-style deeper runs can raise it
 BASE_URL = "http://testserver"
+# Every answer, error or not: a status the operation documents, and a body of that status's shape.
+CONFORMS = [not_a_server_error, status_code_conformance, response_schema_conformance]
 
 
 @pytest.fixture
@@ -133,7 +140,7 @@ def test_signed_in_no_server_errors_and_answers_conform(api_schema, wsgi_app, te
 
     def check(case: Any) -> None:
         response = case.call(app=wsgi_app, base_url=BASE_URL, headers=headers)
-        case.validate_response(response, checks=[not_a_server_error, response_schema_conformance])
+        case.validate_response(response, checks=CONFORMS)
 
     found = []
     for operation in operations(api_schema):
@@ -161,12 +168,42 @@ def test_a_limit_past_bigint_is_cut_not_a_server_error(api_schema, wsgi_app, ten
         assert response.status_code < 500, (operation.path, response.text[:300])
 
 
+def test_every_operation_answers_429_as_documented(api_schema, wsgi_app, tenants, settings):
+    # Throttles run before the view reads the request, so with one request an hour the second
+    # one is a 429 whatever it asks, on every operation: the generated runs never get there.
+    # A superuser, since staff-only permissions are checked before throttles (403 otherwise).
+    rates = settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": dict.fromkeys(rates, "1/h"),
+    }
+    headers = token_for(UserFactory(is_staff=True, is_superuser=True))
+    ids = ids_of(tenants[0])
+    found = []
+    for operation in operations(api_schema):
+        names = re.findall(r"{(\w+)}", operation.path)
+        case = operation.Case(path_parameters={name: ids.get(name, 1) for name in names})
+        case.call(app=wsgi_app, base_url=BASE_URL, headers=headers)
+        response = case.call(app=wsgi_app, base_url=BASE_URL, headers=headers)
+        label = f"{operation.method.upper()} {operation.path}"
+        if response.status_code != 429:
+            found.append(f"{label}: {response.status_code} {response.text[:200]}")
+            continue
+        try:
+            case.validate_response(response, checks=CONFORMS)
+        except Exception as error:
+            found.append(f"{label}: {error}"[:1500])
+    assert found == [], "\n\n".join(found)
+
+
 def test_anonymous_no_server_errors_and_no_data(api_schema, wsgi_app, tenants):
     def check(case: Any) -> None:
         response = case.call(app=wsgi_app, base_url=BASE_URL)
-        case.validate_response(response, checks=[not_a_server_error])
+        case.validate_response(response, checks=CONFORMS)
         # 404: a path whose id no route admits (past bigint) is no endpoint, before any auth.
-        assert response.status_code in (401, 403, 404), (response.status_code, response.text[:300])
+        # Never 403: without a session there is no CSRF check, and permissions beyond "signed
+        # in" are asked only of a signed-in user.
+        assert response.status_code in (401, 404), (response.status_code, response.text[:300])
         assert MARKER not in response.text
 
     found = []
@@ -185,7 +222,7 @@ def test_another_user_gets_nothing_of_the_first_by_id(api_schema, wsgi_app, tena
 
     def check(case: Any) -> None:
         response = case.call(app=wsgi_app, base_url=BASE_URL, headers=headers)
-        case.validate_response(response, checks=[not_a_server_error])
+        case.validate_response(response, checks=CONFORMS)
         assert not 200 <= response.status_code < 300, (response.status_code, response.text[:300])
         assert MARKER not in response.text, response.text[:300]
 
