@@ -33,6 +33,7 @@ class ErrorCode(StrEnum):
     CONFLICT = "conflict"
     RATE_LIMITED = "rate_limited"
     ROOM_FULL = "room_full"
+    TOO_MANY_SOCKETS = "too_many_sockets"
     # Ours.
     UNAVAILABLE = "unavailable"
     INTERNAL = "internal"
@@ -61,6 +62,7 @@ _HTTP_STATUS = {
     ErrorCode.CONFLICT: 409,
     ErrorCode.RATE_LIMITED: 429,
     ErrorCode.ROOM_FULL: 409,
+    ErrorCode.TOO_MANY_SOCKETS: 409,
     ErrorCode.UNAVAILABLE: 503,
     ErrorCode.INTERNAL: 500,
 }
@@ -72,6 +74,9 @@ CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 CLOSE_HEARTBEAT_TIMEOUT = 4408
 CLOSE_RATE_LIMITED = 4429
+# The user already holds REALTIME_MAX_SOCKETS_PER_USER sockets: refused at the handshake. Like a
+# full room (409): it frees when one of them closes, so reconnect later, with backoff.
+CLOSE_TOO_MANY_SOCKETS = 4409
 CLOSE_INTERNAL = 4500
 # Staff switched this app's real-time features off (monitoring): try again later, with backoff.
 CLOSE_UNAVAILABLE = 4503

@@ -8,6 +8,8 @@ local-memory cache and shared state, one process. ``DATABASE_URL`` switches to P
 from __future__ import annotations
 
 import os
+import re
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -100,6 +102,7 @@ INSTALLED_APPS = [
     "forms_live",
     "presence",
     "monitoring",
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -113,6 +116,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
+    # Last (django-axes): it turns a locked-out sign-in's response into the lockout answer,
+    # which then passes the Prometheus middleware and is counted as a 429.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -325,6 +331,23 @@ REALTIME_RATES: dict[str, str] = {
 REALTIME_CONNECTION_RATES: dict[str, str] = {"session.heartbeat": "20/min"}
 # Rejections within one rate window after which the socket is closed (4429) as abusive.
 REALTIME_ABUSE_LIMIT = env_int("REALTIME_ABUSE_LIMIT", 50)
+# Open sockets one user may hold at once, all apps and workers together (RELIABILITY.md S9 e;
+# config/realtime/socket_slots.py); 0 turns the cap off. A document page holds up to three
+# sockets (the document, notifications, an open thread) and the staff page two: 30 is ten pages
+# open at once, more than a person keeps, while a script reusing one session or token stops
+# there instead of at the 20,000 sockets a worker holds (docs/benchmarks.md). Staff count like
+# everyone: theirs are the accounts most worth stealing. Service accounts too: there is no such
+# kind of user here, and a service that needs more sockets runs as several users (as the load
+# tests do, one socket each) or raises the cap for everyone.
+REALTIME_MAX_SOCKETS_PER_USER = env_int("REALTIME_MAX_SOCKETS_PER_USER", 30)
+# A socket's place in that count lapses this long after its worker last renewed it (it renews
+# every third of this), so the sockets of a worker killed with kill -9 stop counting by then.
+REALTIME_SOCKET_SLOT_TTL_SECONDS = env_int("REALTIME_SOCKET_SLOT_TTL_SECONDS", 30)
+if REALTIME_MAX_SOCKETS_PER_USER < 0 or REALTIME_SOCKET_SLOT_TTL_SECONDS < 3:
+    raise ImproperlyConfigured(
+        "REALTIME_MAX_SOCKETS_PER_USER must be 0 (no cap) or more, and "
+        "REALTIME_SOCKET_SLOT_TTL_SECONDS at least 3."
+    )
 
 # --- Presence (DESIGN section 7) -------------------------------------------------------------
 # Every connection's presence entry lapses this long after its worker last refreshed it (the
@@ -453,7 +476,7 @@ REST_FRAMEWORK = {
         "forms_write": os.environ.get("API_RATE_FORMS_WRITE", "240/min"),
     },
     "EXCEPTION_HANDLER": "config.api.exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "config.schema.AutoSchema",  # documents the error answers
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
 }
@@ -497,6 +520,44 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+
+# --- Signing in: lockout and the admin's address (RELIABILITY.md S13, S9 a) ---------------------
+# LOGIN_FAILURE_LIMIT wrong passwords for one username, or from one address, lock that name (or
+# address) out of every login form (/accounts/login/ and the admin's) until LOGIN_LOCKOUT_MINUTES
+# pass without another try: HTTP 429 (config/lockout.py). Counted apart, so a guesser spreading
+# over many names is stopped by the address, and one spreading over many addresses by the name.
+# The price: anyone can lock a name out for a while by guessing at it; staff lift a lockout in
+# the admin (Axes: access attempts) or with `manage.py axes_reset_username <name>`.
+LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 10)
+LOGIN_LOCKOUT_MINUTES = env_int("LOGIN_LOCKOUT_MINUTES", 15)
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out name or address
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_LOCKOUT_MINUTES)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+# The address the monitoring events record: REMOTE_ADDR, or nginx's X-Forwarded-For entry when
+# MONITORING_TRUST_X_FORWARDED_FOR says nginx sets it; never a header the client writes.
+AXES_CLIENT_IP_CALLABLE = "monitoring.events.client_ip"
+AXES_LOCKOUT_CALLABLE = "config.lockout.lockout_response"
+# In the database: shared by every worker, and undone with each test's transaction. Sign-ins are
+# recorded as monitoring events already, so not a second time in axes' access log.
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_DISABLE_ACCESS_LOG = True
+# A success leaves the count alone: otherwise a guesser with an account of their own could sign
+# in between guesses at others' and so reset the count of their address.
+AXES_RESET_ON_SUCCESS = False
+AXES_VERBOSE = False  # no banner at every process start; its warnings of failures stay
+# Where the admin lives. Production sets a path of its own (DJANGO_ADMIN_URL, e.g. "ops-7f3k2/")
+# so that bots trying /admin/ find nothing; `check --deploy` warns (config.W001) while it is
+# "admin/" with DEBUG off (config/checks.py).
+ADMIN_URL = os.environ.get("DJANGO_ADMIN_URL", "admin/")
+if not re.fullmatch(r"([A-Za-z0-9._~-]+/)+", ADMIN_URL):
+    raise ImproperlyConfigured(
+        f"DJANGO_ADMIN_URL must be a relative path ending in '/', e.g. 'ops-7f3k2/', "
+        f"not {ADMIN_URL!r}."
+    )
 
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/documents/"

@@ -1,5 +1,6 @@
 """HTTP routes: admin, the REST API composed from each app, schema and docs, health, metrics."""
 
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
@@ -27,7 +28,7 @@ urlpatterns = [
     path("forms/", include("forms_live.page_urls")),
     path("notifications/", include("comments.page_urls")),
     path("staff/", include("monitoring.page_urls")),
-    path("admin/", admin.site.urls),
+    path(settings.ADMIN_URL, admin.site.urls),  # "admin/" unless DJANGO_ADMIN_URL moves it
     path("api/", include(api_patterns)),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),

@@ -10,6 +10,7 @@ class RealtimeConfig(AppConfig):
         from django.contrib.auth.signals import user_logged_out
         from psycopg_pool.base import AttemptWithBackoff
 
+        import config.checks  # noqa: F401 -- registers the project's system checks
         from config.realtime.sessions import end_sockets_of_the_session
 
         user_logged_out.connect(end_sockets_of_the_session, dispatch_uid="realtime.end_session")

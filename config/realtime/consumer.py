@@ -41,15 +41,17 @@ from config.errors import (
     CLOSE_NOT_FOUND,
     CLOSE_RATE_LIMITED,
     CLOSE_SERVICE_RESTART,
+    CLOSE_TOO_MANY_SOCKETS,
     CLOSE_UNAUTHENTICATED,
     CLOSE_UNAVAILABLE,
     AppError,
     ErrorCode,
 )
 from config.outages import service_unavailable
+from config.realtime import outbox
 from config.realtime.auth import session_of
 from config.realtime.connections import connections_for_loop
-from config.realtime.control import worker_control
+from config.realtime.control import worker_control, worker_id
 from config.realtime.envelope import (
     Limits,
     encode_ack,
@@ -61,6 +63,7 @@ from config.realtime.envelope import (
 from config.realtime.kv import get_store
 from config.realtime.ratelimit import Rate, WindowCounter, parse_rate
 from config.realtime.shutdown import install as install_graceful_shutdown
+from config.realtime.socket_slots import worker_slots
 from config.realtime.throttle import athrottle
 from monitoring import buffered, metrics
 
@@ -200,6 +203,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.closing = False
         self.connection_counters: dict[str, WindowCounter] = {}
         self.last_seq: dict[str, int] = {}
+        self.slot: str | None = None  # this socket's place in its user's count, once claimed
         if self.user is None or not self.user.is_authenticated:
             await self._refuse(CLOSE_UNAUTHENTICATED, "unauthenticated")
             return
@@ -224,6 +228,12 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             log.exception("%s.authorize failed", type(self).__name__)
             await self._refuse(CLOSE_INTERNAL, "internal")
             return
+        if not await self._claim_slot():
+            # One a minute per user in the audit trail: a page reconnecting with backoff while
+            # its user is at the cap is not a new incident at every try.
+            dedupe = f"sockets:{self.user.pk}"
+            await self._refuse(CLOSE_TOO_MANY_SOCKETS, "too_many_sockets", dedupe=dedupe)
+            return
         await self.accept()
         self.last_seen = asyncio.get_running_loop().time()
         self.registry.add(self)
@@ -232,6 +242,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             # authorized, after the worker closed the sockets it had: this one must not slip
             # through.
             self.registry.discard(self)
+            self._release_slot()
             draining = self.registry.draining
             outcome = "draining" if draining else "unavailable"
             metrics.WS_CONNECTS.labels(app=self.app, outcome=outcome).inc()
@@ -260,15 +271,44 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.closing = True
         await super().close(code=code, reason=reason)
 
-    async def _refuse(self, close_code: int, outcome: str, *, record: bool = True) -> None:
+    async def _refuse(
+        self, close_code: int, outcome: str, *, record: bool = True, dedupe: str | None = None
+    ) -> None:
         # Accept, then close with a 44xx code: a browser cannot read an HTTP 403, and clients
         # must tell "authenticate again" (4401) from "this object is not yours" (4404).
         metrics.WS_CONNECTS.labels(app=self.app, outcome=outcome).inc()
         if record:  # not for an app staff switched off: that is no one's misdeed
             details = {"app": self.app, "close_code": close_code, "path": self.scope.get("path")}
-            _record_event(self.scope, "ws_denied", details)
+            _record_event(self.scope, "ws_denied", details, dedupe=dedupe)
         await self.accept()
         await self.close(code=close_code)
+
+    async def _claim_slot(self) -> bool:
+        """A place among the user's open sockets on every worker (S9 e); False at the cap."""
+        cap = settings.REALTIME_MAX_SOCKETS_PER_USER
+        if cap <= 0:
+            return True
+        slot = f"{worker_id()}/{self.connection_id}"
+        try:
+            claimed = await worker_slots().claim(
+                user_id=self.user.pk, slot=slot, cap=cap, now=time.time()
+            )
+        except Exception:
+            # Redis away: the cap is a brake on abuse, not a reason to refuse everyone. The
+            # socket goes uncounted (the handshake fails further on if Redis stays away).
+            log.warning("claiming a socket slot failed; admitted uncounted", exc_info=True)
+            return True
+        if claimed:
+            self.slot = slot
+        return claimed
+
+    def _release_slot(self) -> None:
+        """Given back once, without waiting: no longer renewed from here on, and removed from
+        the shared count by a task of its own (if Redis is away, it lapses within its TTL)."""
+        slot, self.slot = getattr(self, "slot", None), None
+        removal = worker_slots().release(slot) if slot is not None else None
+        if removal is not None:
+            _in_background(removal)
 
     async def _welcome(self) -> dict[str, Any]:
         return {
@@ -290,6 +330,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             return
         self.registered = False  # claimed: a second call (see __call__) does nothing
         self.registry.discard(self)
+        self._release_slot()
         if getattr(self, "session_timer", None) is not None:
             self.session_timer.cancel()  # it would keep this consumer alive until it fires
         metrics.WS_CONNECTIONS.labels(app=self.app).dec()
@@ -305,6 +346,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             await self.leave_group(group)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        outbox.bind()  # this loop sends the broadcasts of the writes this socket commits
         try:
             await super().__call__(scope, receive, send)
         finally:
@@ -315,6 +357,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 # in its groups for good (found by the churn load test), so the clean-up runs
                 # in a task of its own: this one may be cancelled.
                 _in_background(self._clean_up(1006))
+            else:
+                self._release_slot()  # claimed, then ended before it registered (or none)
             self._forget_channel()
 
     def _forget_channel(self) -> None:

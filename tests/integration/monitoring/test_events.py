@@ -21,11 +21,12 @@ from tests.factories import UserFactory
 from tests.integration.ws import close_code, communicator, request
 
 
-def login_fails(client, username: str, ip: str = "203.0.113.7") -> None:
+def login_fails(client, username: str, ip: str = "203.0.113.7", *, status: int = 200) -> None:
     response = client.post(
         "/admin/login/", {"username": username, "password": "wrong"}, REMOTE_ADDR=ip
     )
-    assert response.status_code == 200  # the form again, with its error
+    # 200: the form again, with its error; 429: the lockout (LOGIN_FAILURE_LIMIT, django-axes)
+    assert response.status_code == status
 
 
 def alerts() -> list[SystemEvent]:
@@ -63,8 +64,9 @@ def test_five_failed_logins_for_one_user_raise_one_alert(client, transactional_d
 
 
 def test_failed_logins_from_one_address_over_many_names_raise_an_ip_alert(client, transactional_db):
-    for n in range(10):
+    for n in range(9):
         login_fails(client, f"guess{n}", ip="198.51.100.9")
+    login_fails(client, "guess9", ip="198.51.100.9", status=429)  # the address is locked out too
 
     (alert,) = alerts()
     assert (alert.details["rule"], alert.details["key"]) == (
@@ -75,6 +77,7 @@ def test_failed_logins_from_one_address_over_many_names_raise_an_ip_alert(client
 
 
 def test_the_rule_fires_again_one_window_later(client, transactional_db, settings):
+    settings.AXES_FAILURE_LIMIT = 100  # the alert's window is tested here, not the lockout
     for _ in range(5):
         login_fails(client, "olive")
     SystemEvent.objects.update(created_at=timezone.now() - timedelta(seconds=301))

@@ -1,17 +1,22 @@
 """S13 of RELIABILITY.md: the Django admin, as the project ships it.
 
-What the project does (config/urls.py, config/settings.py, config/admin.py): the admin is Django's
-own at ``/admin/`` (not moved), signing in takes a password only (no second factor), and failed
-sign-ins are not limited or locked out -- they are recorded as ``login_failed`` events, and five
-for one name within five minutes raise a critical ``security_alert`` to staff (monitoring/alerts).
-nginx (deploy/nginx/collab.conf) proxies ``/admin/`` like every other path, so the admin is as
-reachable as the app. Those gaps are reported in the map (/tmp/reliability/sec_full.md) and
-measured here (``record``), not built. Tested: ``check --deploy`` on the production settings, the
-admin keeping non-staff out, and ten bad staff passwords raising the alert. No Daphne is needed.
+What the project does (config/urls.py, config/settings.py, config/checks.py, config/lockout.py):
+the admin is Django's own at ``DJANGO_ADMIN_URL`` ("admin/" unless set, and ``check --deploy``
+warns, config.W001, while production leaves it there); failed sign-ins are recorded as
+``login_failed`` events (five for one name within five minutes raise a critical
+``security_alert``), and LOGIN_FAILURE_LIMIT (10) of them for one name or from one address lock
+it out of every login form for LOGIN_LOCKOUT_MINUTES (django-axes). Not built, measured here
+(``record``) and reported in the map: signing in takes a password only (no second factor), and
+nginx (deploy/nginx/collab.conf) proxies the admin's path like every other, so the admin is as
+reachable as the app. Tested: ``check --deploy`` on the production settings (and its warning
+when the admin is left at /admin/), a moved admin leaving /admin/ empty, the admin keeping
+non-staff out, and ten bad staff passwords raising the alerts and locking the account out. No
+Daphne is needed.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import secrets
@@ -21,8 +26,9 @@ import sys
 import pytest
 from django.conf import settings
 from django.test import Client
-from django.urls import reverse
+from django.urls import clear_url_caches, reverse
 
+import config.urls
 from monitoring.loadtest.workers import PROJECT_DIR
 from monitoring.models import EventKind, Severity, SystemEvent
 from tests.factories import PASSWORD, UserFactory
@@ -52,25 +58,65 @@ def production_env() -> dict[str, str]:
         "DJANGO_WS_ALLOWED_ORIGINS": "https://app.example.com",
         "DATABASE_URL": database_url(settings.DATABASES["default"]),
         "MONITORING_TRUST_X_FORWARDED_FOR": "1",
+        "DJANGO_ADMIN_URL": f"ops-{secrets.token_hex(4)}/",  # README: "Production"
     }
 
 
-def test_check_deploy_on_production_settings_warns_of_nothing_unexplained():
+def check_deploy(env: dict[str, str]) -> tuple[set[str], str]:
+    """The ids of the warnings `manage.py check --deploy` reports, and its output."""
     checked = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "ERROR"],
         cwd=PROJECT_DIR,
-        env=production_env(),
+        env=env,
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
     output = checked.stdout + checked.stderr
-
     assert checked.returncode == 0, output
-    found = set(re.findall(r"\(([\w.]+\.[WE]\d+)\)", output))
+    return set(re.findall(r"\(([\w.]+\.[WE]\d+)\)", output)), output
+
+
+def test_check_deploy_on_production_settings_warns_of_nothing_unexplained():
+    found, output = check_deploy(production_env())
+
     assert found <= set(EXPLAINED), (sorted(found - set(EXPLAINED)), output)
     record("S13", check="check --deploy", warnings=sorted(found), explained=len(EXPLAINED))
+
+
+def test_check_deploy_warns_while_the_admin_is_left_at_admin():
+    env = production_env()
+    del env["DJANGO_ADMIN_URL"]
+
+    found, output = check_deploy(env)
+
+    assert found == {"config.W001"}, output
+
+
+@pytest.fixture
+def admin_moved(settings):
+    """The URLs built again with the admin at another path, as DJANGO_ADMIN_URL does."""
+    settings.ADMIN_URL = "ops-test/"
+    importlib.reload(config.urls)
+    clear_url_caches()
+    yield "/ops-test/"
+    settings.ADMIN_URL = "admin/"
+    importlib.reload(config.urls)
+    clear_url_caches()
+
+
+def test_a_moved_admin_leaves_nothing_at_admin(admin_moved):
+    client = Client()
+
+    at_admin = client.get("/admin/")
+    at_admin_login = client.get("/admin/login/")
+    moved = client.get(admin_moved)
+
+    assert (at_admin.status_code, at_admin_login.status_code) == (404, 404)
+    login = f"{admin_moved}login/?next={admin_moved}"
+    assert (moved.status_code, moved["Location"]) == (302, login)
+    assert reverse("admin:index") == admin_moved
 
 
 def test_the_admin_lets_in_staff_only(settings):
@@ -97,7 +143,7 @@ def test_the_admin_lets_in_staff_only(settings):
     assert client.get("/admin/").status_code == 200
 
 
-def test_ten_bad_staff_passwords_raise_the_failed_login_alerts(settings):
+def test_ten_bad_staff_passwords_raise_the_alerts_and_lock_the_account_out(settings):
     # A fast hasher for this test's own user: each attempt still runs the check.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     staff = UserFactory(is_staff=True)
@@ -113,11 +159,18 @@ def test_ten_bad_staff_passwords_raise_the_failed_login_alerts(settings):
     ]
     failed = SystemEvent.objects.filter(kind=EventKind.LOGIN_FAILED)
     alerts = list(SystemEvent.objects.filter(kind=EventKind.SECURITY_ALERT))
-    # Measured, not asserted (no lockout: a gap): does the right password still get in?
-    locked_out = not client.login(username=staff.username, password=PASSWORD)
+    # The right password, from another address: the name itself is locked.
+    right = client.post(
+        "/admin/login/",
+        {"username": staff.username, "password": PASSWORD, "next": "/admin/"},
+        REMOTE_ADDR="203.0.113.10",
+    )
+    locked_out = right.status_code == 429 and "_auth_user_id" not in client.session
 
-    assert answers == [200] * BAD_PASSWORDS  # the form again, with its error
-    assert failed.count() == BAD_PASSWORDS
+    # The form again, with its error, until the tenth: that one locks the name (and address).
+    assert answers == [200] * (BAD_PASSWORDS - 1) + [429]
+    assert locked_out, right.status_code
+    assert failed.count() == BAD_PASSWORDS + 1  # the refused right one is a failed sign-in too
     assert "wrong-" not in str(list(failed.values_list("details", flat=True)))
     # Five for one name raise the critical one; ten from one address the address's.
     assert sorted((a.details["rule"], a.severity, a.details["key"]) for a in alerts) == [

@@ -27,6 +27,7 @@ def test_close_codes_read_as_4000_plus_the_http_status():
         ErrorCode.FORBIDDEN: errors.CLOSE_FORBIDDEN,
         ErrorCode.NOT_FOUND: errors.CLOSE_NOT_FOUND,
         ErrorCode.RATE_LIMITED: errors.CLOSE_RATE_LIMITED,
+        ErrorCode.TOO_MANY_SOCKETS: errors.CLOSE_TOO_MANY_SOCKETS,
         ErrorCode.INTERNAL: errors.CLOSE_INTERNAL,
     }
 

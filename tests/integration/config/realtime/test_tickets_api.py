@@ -8,7 +8,6 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from config.realtime.tickets import TicketHolder, ticket_aredeem
-from tests.factories import PASSWORD
 
 URL = "/api/realtime/tickets/"
 
@@ -80,7 +79,7 @@ def test_a_token_of_a_deactivated_user_is_401(user):
 
 def test_session_auth_enforces_csrf(user):
     client = APIClient(enforce_csrf_checks=True)
-    assert client.login(username=user.username, password=PASSWORD)
+    client.force_login(user)
 
     refused = client.post(URL)
 
@@ -91,7 +90,7 @@ def test_session_auth_enforces_csrf(user):
 
 def test_session_auth_with_the_csrf_token_is_accepted(user):
     client = APIClient(enforce_csrf_checks=True)
-    assert client.login(username=user.username, password=PASSWORD)
+    client.force_login(user)
     client.get("/admin/login/")  # any page with a form sets the CSRF cookie
     token = client.cookies["csrftoken"].value
 
