@@ -54,6 +54,7 @@ class StaffViewSet(ServiceViewSet):
 
 class ConnectionsViewSet(StaffViewSet):
     pagination_class = None  # one overview, not pages: the schema must not describe pages
+
     @extend_schema(responses={200: ConnectionsOutputSerializer})
     def list(self, request: Request) -> Response:
         """Open sockets per app on every worker, as each reported them in the last seconds."""
