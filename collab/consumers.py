@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from channels.db import database_sync_to_async
-
 from collab import ot
 from collab.selectors import (
     document_open,
@@ -26,6 +24,7 @@ from config.realtime.broadcast import abroadcast
 from config.realtime.consumer import command
 from config.realtime.envelope import encode_event
 from config.realtime.ordered import OrderedStreamConsumer, since_param
+from config.realtime.orm import database_sync_to_async
 from presence.rooms import Room
 
 MAX_CLIENT_ID = 64

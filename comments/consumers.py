@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from channels.db import database_sync_to_async
 from django.conf import settings
 
 from comments import services
@@ -38,6 +37,7 @@ from config.realtime.broadcast import abroadcast
 from config.realtime.consumer import RealtimeConsumer, command
 from config.realtime.envelope import encode_event
 from config.realtime.ordered import OrderedStreamConsumer, since_param
+from config.realtime.orm import database_sync_to_async
 from config.rest import MAX_ID
 from presence.rooms import Room
 

@@ -147,8 +147,9 @@ if DATABASE_URL:
     # restart or a killed backend, a dead pooled connection would otherwise cost a 500.
     _database = dj_database_url.parse(DATABASE_URL, conn_max_age=0, conn_health_checks=True)
     if _database["ENGINE"] == "django.db.backends.postgresql":
-        # A small pool per process: Channels runs all ORM work of a process on one thread, so
-        # a handful of connections serve it; the timeout makes an outage a fast 503, not a hang.
+        # A small pool per process: the WebSocket side's ORM threads (REALTIME_ORM_THREADS, one
+        # fewer than the pool) and Django's own thread each hold one connection while they work;
+        # the timeout makes an outage a fast 503, not a hang.
         _database["OPTIONS"] = {
             "connect_timeout": env_int("DATABASE_CONNECT_TIMEOUT", 3),
             "pool": {
@@ -166,13 +167,20 @@ if DATABASE_URL:
     if DATABASE_POOLER:
         _database["DISABLE_SERVER_SIDE_CURSORS"] = True
     elif _database["ENGINE"] == "django.db.backends.postgresql":
-        # A row locked by a stuck session must fail an op with a retryable error, not hold the
-        # process's one ORM thread for as long as the lock lasts (RELIABILITY F7b). PgBouncer
-        # passes no startup options: there, set it on the role (docs/operations.md).
+        # A row locked by a stuck session must fail an op with a retryable error, not hold an
+        # ORM thread (and the socket waiting on it) for as long as the lock lasts (RELIABILITY
+        # F7b). PgBouncer passes no startup options: there, set it on the role
+        # (docs/operations.md).
         _database["OPTIONS"]["options"] = (
             f"-c lock_timeout={env_int('DATABASE_LOCK_TIMEOUT_MS', 2000)}"
         )
     DATABASES = {"default": _database}
+    # Threads per worker process for the WebSocket side's ORM calls (config/realtime/orm.py),
+    # each holding a pooled connection while it works: one connection of the pool is left for
+    # Django's own thread (REST views, the handshake's session lookup).
+    REALTIME_ORM_THREADS = env_int(
+        "REALTIME_ORM_THREADS", max(1, env_int("DATABASE_POOL_MAX", 4) - 1)
+    )
 else:
     DATABASES = {
         "default": {
@@ -180,6 +188,7 @@ else:
             "NAME": os.environ.get("SQLITE_PATH", str(BASE_DIR / "db.sqlite3")),
         }
     }
+    REALTIME_ORM_THREADS = 1  # SQLite takes one writer at a time: Channels' one thread
 # django-prometheus's wrappers of the same backends count queries, errors and connections per
 # database (django_db_* in /metrics); the backend itself is Django's, unchanged.
 _INSTRUMENTED_BACKENDS = {

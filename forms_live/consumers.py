@@ -25,12 +25,11 @@ import json
 import time
 from typing import Any
 
-from channels.db import database_sync_to_async
-
 from config.errors import AppError, ErrorCode
 from config.realtime.consumer import RealtimeConsumer, command
 from config.realtime.envelope import encode_event
 from config.realtime.ordered import OrderedStreamConsumer, query_param, since_param
+from config.realtime.orm import database_sync_to_async
 from config.realtime.resume import gap_free, replayable
 from config.rest import MAX_ID
 from forms_live import services

@@ -13,12 +13,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from channels.db import database_sync_to_async
-
 from config.errors import AppError, ErrorCode
 from config.realtime.consumer import RealtimeConsumer, command
 from config.realtime.envelope import encode_event
 from config.realtime.ordered import query_param, since_param
+from config.realtime.orm import database_sync_to_async
 from monitoring.events import EVENT_RECORDED, STAFF_GROUP, event_payload
 from monitoring.models import EventKind, Severity
 from monitoring.selectors import events_filtered

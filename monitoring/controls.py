@@ -17,7 +17,6 @@ from collections import Counter
 from datetime import datetime
 from typing import Any
 
-from channels.db import database_sync_to_async
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import QuerySet
@@ -26,6 +25,7 @@ from django.utils import timezone
 from config.errors import AppError, ErrorCode
 from config.realtime import control
 from config.realtime.envelope import encode_event
+from config.realtime.orm import database_sync_to_async
 from monitoring.events import record
 from monitoring.models import (
     Announcement,

@@ -22,7 +22,6 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
@@ -30,6 +29,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from config.realtime.broadcast import broadcast_on_commit
+from config.realtime.orm import database_sync_to_async
 from monitoring.alerts import Rule, parse_rules
 from monitoring.models import EventKind, Severity, SystemEvent
 

@@ -12,13 +12,13 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import connection
 
 from config.realtime.control import worker_channel
 from config.realtime.kv import get_store
+from config.realtime.orm import database_sync_to_async
 
 log = logging.getLogger(__name__)
 CHECK_TIMEOUT_SECONDS = 2.0

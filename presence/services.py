@@ -24,12 +24,12 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from channels.db import database_sync_to_async
 from django.conf import settings
 
 from config.errors import AppError, ErrorCode
 from config.realtime.broadcast import abroadcast
 from config.realtime.groups import group_name
+from config.realtime.orm import database_sync_to_async
 from monitoring import metrics
 from presence.rooms import ROOM_KINDS, Room, RoomRule, parse_room, room_group
 from presence.state import (

@@ -21,6 +21,18 @@ os.environ.setdefault("DJANGO_HTTPS", "0")
 # Pub/sub channels ignore the Redis database number: a per-run prefix keeps concurrent runs
 # (and the developer's own server) from hearing each other.
 os.environ.setdefault("REALTIME_KEY_PREFIX", f"test-{uuid.uuid4().hex[:8]}:")
+# Under pytest-xdist (make test runs two processes) each process inherits the run's variables:
+# a prefix of its own per process, as pytest-django gives each its own test database.
+_xdist_worker = os.environ.get("PYTEST_XDIST_WORKER")
+_prefix = os.environ["REALTIME_KEY_PREFIX"]
+if _xdist_worker and not _prefix.endswith(f"-{_xdist_worker}:"):
+    os.environ["REALTIME_KEY_PREFIX"] = f"{_prefix.rstrip(':')}-{_xdist_worker}:"
+# This process holds more connections than a worker: the test's own, Django's thread for
+# sync_to_async, the WebSocket side's ORM threads (config/realtime/orm.py, as many as a
+# worker's) and threads tests start. Daphne workers started by tests get a worker's pool
+# (tests/system/conftest.py worker_env).
+os.environ.setdefault("DATABASE_POOL_MAX", "8")
+os.environ.setdefault("REALTIME_ORM_THREADS", "3")
 os.environ.setdefault("DJANGO_WS_ALLOWED_ORIGINS", "http://testserver,http://localhost:8000")
 # Sockets record refused handshakes and rate-limit hits in background tasks. One still writing
 # when its test ends would deadlock with the database flush between tests (TRUNCATE against

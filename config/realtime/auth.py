@@ -11,12 +11,12 @@ from __future__ import annotations
 from urllib.parse import parse_qs
 
 from channels.auth import AuthMiddlewareStack
-from channels.db import database_sync_to_async
 from channels.middleware import BaseMiddleware
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
 
 from config.errors import AppError, ErrorCode
+from config.realtime.orm import database_sync_to_async
 from config.realtime.sessions import SessionRef, session_ended, session_ref
 from config.realtime.tickets import ticket_aredeem
 

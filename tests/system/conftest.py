@@ -56,6 +56,7 @@ def worker_env() -> dict[str, str]:
         # workers' counters and tickets between tests, and its pub/sub stays private to the run.
         "REDIS_URL": os.environ["REDIS_URL"],
         "REALTIME_KEY_PREFIX": os.environ["REALTIME_KEY_PREFIX"],
+        "DATABASE_POOL_MAX": "4",  # a worker's default (this process's is larger: testenv)
         "DJANGO_SECRET_KEY": "system-tests-" + secrets.token_hex(16),
         "DJANGO_DEBUG": "0",
         "DJANGO_HTTPS": "0",

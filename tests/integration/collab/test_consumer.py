@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+
 import pytest
 from asgiref.sync import sync_to_async
-from django.db import transaction
+from django.db import connection, transaction
 
 from collab.models import Document, Operation, Role
 from collab.selectors import op_applied_data
@@ -263,3 +266,39 @@ async def test_editors_see_others_arrive_start_editing_and_leave(
     assert arrival["data"]["room"] == f"document.{document.pk}"
     assert editing["data"]["member"]["state"] == "editing"
     assert departure["data"]["user"]["id"] == ws_other_user.pk
+
+
+async def test_a_locked_document_holds_no_op_on_another_document(ws_user, joined):
+    """RELIABILITY F7 b: one document's row locked by another session; an op on it waits and is
+    refused `unavailable` after lock_timeout, and meanwhile an op on a second document of the
+    same process is acked (ORM calls run on a pool of threads: config/realtime/orm.py)."""
+    locked, other = await sync_to_async(
+        lambda: [document_create(owner=ws_user, title=t, content="x") for t in ("A", "B")]
+    )()
+    on_locked, _ = await joined(ws_user, locked.pk)
+    on_other, _ = await joined(ws_user, other.pk)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_the_row() -> None:
+        with transaction.atomic():
+            Document.objects.select_for_update().get(pk=locked.pk)
+            holding.set()
+            release.wait(30)
+        connection.close()
+
+    holder = threading.Thread(target=hold_the_row)
+    holder.start()
+    try:
+        assert await asyncio.to_thread(holding.wait, 10)
+        waiting = asyncio.ensure_future(submit(on_locked, 1, [1, "a"], client_id="L"))
+        await asyncio.sleep(0.2)  # the locked op is on an ORM thread, waiting for the row
+
+        reply = await submit(on_other, 1, [1, "b"], client_id="O")
+
+        assert reply["type"] == "ack" and reply["data"] == {"version": 2}
+        assert not waiting.done()  # still waiting for the lock: the other op did not queue
+        refused = await asyncio.wait_for(waiting, timeout=15)
+        assert refused["type"] == "error" and refused["error"]["code"] == "unavailable"
+    finally:
+        release.set()
+        await asyncio.to_thread(holder.join, 10)

@@ -1,0 +1,58 @@
+"""Where the WebSocket side runs its ORM work: a few threads per worker process, not one.
+
+    from config.realtime.orm import database_sync_to_async   # instead of channels.db's
+    role = await database_sync_to_async(document_role)(user=user, document_id=42)
+
+Channels' ``database_sync_to_async`` is thread-sensitive: every ORM call of a process runs on
+one thread, one after the other. So one slow query or one lock wait holds every socket of the
+worker (RELIABILITY.md F7: with a document row locked, ops on *other* documents of that worker
+waited out the lock; with PostgreSQL 200 ms away, every call queued behind every other), and a
+reconnect burst reads its snapshots one at a time (F2, F11). Here the calls go to a pool of
+``REALTIME_ORM_THREADS`` threads instead, each with its own connection from the process's
+psycopg pool, and closing stale connections around each call as Channels' version does.
+
+What keeps this safe: a consumer still awaits its own calls one by one; writes that race (two
+ops on one document from two sockets) are ordered by their row locks in PostgreSQL; and
+broadcasts may now reach the layer out of commit order, which receivers already handle (a
+later seq first makes them fill the gap from the database, and the earlier one is then a
+duplicate: config/realtime/ordered.py).
+
+With one thread (the default on SQLite, which takes one writer at a time) this is Channels'
+function itself. REST views keep Django's own thread-sensitive path.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, ParamSpec, TypeVar
+
+from channels.db import DatabaseSyncToAsync
+from channels.db import database_sync_to_async as channels_database_sync_to_async
+from django.conf import settings
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_pools: dict[int, ThreadPoolExecutor] = {}  # by size: one in production, tests may change it
+
+
+def database_sync_to_async(func: Callable[P, R]) -> Callable[P, Awaitable[R]]:
+    """``func`` run on one of the process's ORM threads (or Channels' one, with one thread)."""
+
+    @functools.wraps(func)
+    async def call(*args: Any, **kwargs: Any) -> R:
+        threads = settings.REALTIME_ORM_THREADS
+        if threads <= 1:
+            return await channels_database_sync_to_async(func)(*args, **kwargs)
+        runner = DatabaseSyncToAsync(func, thread_sensitive=False, executor=_executor(threads))
+        return await runner(*args, **kwargs)
+
+    return call
+
+
+def _executor(threads: int) -> ThreadPoolExecutor:
+    if threads not in _pools:
+        _pools[threads] = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="orm")
+    return _pools[threads]
