@@ -450,6 +450,10 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         if "dedupe" in message and self._seen_before(*message["dedupe"]):
             return
         await self.send_frame("event", message["frame"])
+        self.observe_delivery(message)
+
+    def observe_delivery(self, message: dict[str, Any]) -> None:
+        """Commit (or send) to socket, for collab_broadcast_delivery_seconds."""
         if "sent_at" in message:
             buffered.observe(_delivery_seconds(self.app), time.time() - message["sent_at"])
 

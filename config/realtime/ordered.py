@@ -64,3 +64,4 @@ class OrderedStreamConsumer(RealtimeConsumer):
         await self.catch_up(seq - 1)
         await self.send_frame("event", message["frame"])
         self.sent = seq
+        self.observe_delivery(message)  # stream frames too: ops, comments, form changes

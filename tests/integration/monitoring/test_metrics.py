@@ -8,6 +8,7 @@ The multiprocess side is tested with two real workers in tests/system/test_metri
 from __future__ import annotations
 
 import pytest
+from asgiref.sync import sync_to_async
 from channels_redis.core import RedisChannelLayer
 from django.conf import settings
 from django.test import Client
@@ -70,6 +71,21 @@ async def test_each_delivery_of_a_broadcast_is_timed_by_app(ws_user, open_ws):
 
     assert await receive(comm) == {"type": "test.signal.sent", "data": {"x": 1}}
     assert sample("collab_broadcast_delivery_seconds_count", app="presence") == before + 1
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_an_op_delivered_to_another_editor_is_timed_too(ws_user, open_ws):
+    document = await sync_to_async(document_create)(owner=ws_user, title="T", content="")
+    comm, _ = await open_ws(ws_user, f"/ws/collab/documents/{document.pk}/")
+    await drain(comm)  # the snapshot
+    before = sample("collab_broadcast_delivery_seconds_count", app="collab")
+
+    await sync_to_async(operation_submit)(
+        document_id=document.pk, base_version=0, op=["hi"], client_id="c9", seq=1, user=ws_user
+    )
+
+    assert (await receive(comm))["type"] == "collab.op.applied"
+    assert sample("collab_broadcast_delivery_seconds_count", app="collab") == before + 1
 
 
 async def test_a_failed_group_send_is_counted_and_raised():

@@ -35,6 +35,7 @@ from tests.system.faults.oracles import (
     type_for,
 )
 from tests.system.faults.scale import FULL, record, scaled
+from tests.system.faults.serverside import LoopLag, handler_histogram, handler_quantiles
 from tests.system.services import PrivateRedis
 
 pytestmark = [
@@ -51,6 +52,7 @@ TYPE_BEFORE_SECONDS = scaled(ci=2.0, full=15.0)
 TYPE_AFTER_SECONDS = scaled(ci=3.0, full=15.0)
 # Between one editor's edits: a busy document in CI, L-nominal's ~1 op/s at full.
 PAUSE_SECONDS = scaled(ci=(0.05, 0.15), full=(0.5, 1.5))
+SUBMIT = "collab.op.submit"
 
 
 @pytest.fixture(scope="module")
@@ -104,6 +106,8 @@ async def test_a_redis_stall_delays_no_ack_and_drops_no_socket(
             time_submits(session, submits)
         seen = {id(session): arrivals(session) for session in typists}
         timer = ReconnectTimer(everyone)
+        lag = LoopLag()
+        handled_before = await asyncio.to_thread(handler_histogram, f4_workers[0], SUBMIT)
         seconds = TYPE_BEFORE_SECONDS + STALL_SECONDS + TYPE_AFTER_SECONDS
         typing = [
             asyncio.create_task(type_for(s, seconds, random.Random(rng.random()), PAUSE_SECONDS))
@@ -120,6 +124,8 @@ async def test_a_redis_stall_delays_no_ack_and_drops_no_socket(
             await session.settled(timeout=60)
         marks = {pk: session.version for pk, session in quiet.items()}
         await asyncio.gather(*typing)
+        lag.stop()
+        handled = await asyncio.to_thread(handler_histogram, f4_workers[0], SUBMIT)
         for document_pk, group in by_document.items():
             await probe([quiet[document_pk], *group], timeout=60)
     finally:
@@ -159,11 +165,15 @@ async def test_a_redis_stall_delays_no_ack_and_drops_no_socket(
         # op's path timed out (assert_oracles fails on any other error).
         retried_ops=len(submits) - len(acks),
         fanout_resumed_s=round(resumed_s, 3),
+        server_ack_ms=(server_ack_ms := handler_quantiles(handled_before, handled)),
+        client_loop_lag_ms=lag.percentiles(),
     )
     # The ack path avoids Redis (config/realtime/outbox.py; the rate limit and the presence
     # write wait on it at most a quarter second): no op waits out the stall. Half the stall is
     # far from both, even on a loaded machine (a 5 s stall held acks 5 s before the outbox).
     assert during_ms["max"] < STALL_SECONDS * 1000 / 2, during_ms
     if FULL:  # RELIABILITY.md's bounds, at its scale (timings are not asserted in CI)
-        assert ack_ms["p99"] < 400, ack_ms
+        # As the workers measured it (receipt to ack): at 200 editors this test's own loop lags
+        # by seconds on a 2-core machine (client_loop_lag_ms), and the clients' figure with it.
+        assert server_ack_ms["p99"] is not None and server_ack_ms["p99"] < 400, server_ack_ms
         assert resumed_s < 2.0, resumed_s

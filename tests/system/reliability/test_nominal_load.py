@@ -35,6 +35,7 @@ from monitoring.loadtest.workers import PROJECT_DIR, Worker, daphne_workers
 from tests.system.client import ORIGIN
 from tests.system.conftest import Account, worker_env
 from tests.system.faults.scale import FULL, record, scaled
+from tests.system.faults.serverside import ServerWindow
 from tests.system.reliability.nominal import NominalLoad, log_problems, nominal_load
 
 pytestmark = [
@@ -87,7 +88,12 @@ def assert_clean(load: NominalLoad, workers: list[Worker], problems: dict[str, A
 
 
 def assert_l1_targets(figures: dict[str, Any]) -> None:
-    ack, fanout, chat = figures["ack_ms"], figures["fanout_ms"], figures["chat_ms"]
+    # As the workers measured them (receipt to ack; commit to the frame handed to the socket):
+    # this test's clients share the machine's two cores with the workers, and their own
+    # figures (ack_ms, fanout_ms, chat_ms, recorded) include their event loop's lag
+    # (client_loop_lag_ms, recorded).
+    ack, fanout = figures["server_ack_ms"], figures["server_fanout_ms"]
+    chat = figures["server_chat_ms"]
     assert ack["p50"] < 50 and ack["p95"] < 150 and ack["p99"] < 400, ack
     assert fanout["p95"] < 250, fanout
     assert chat["p95"] < 250, chat
@@ -98,13 +104,15 @@ async def test_l1_nominal_load_hold(nominal_workers, accounts):
     starts = [len(worker.log()) for worker in nominal_workers]
     try:
         await load.start()
+        window = await ServerWindow.open(nominal_workers[0])
         await load.run(LOAD_SECONDS)
+        server = await window.close()
         await load.settle()
     finally:
         await load.close()
 
     problems = log_problems(nominal_workers, starts)
-    figures = load.figures()
+    figures = load.figures() | server
     record("L1", **figures, seconds=LOAD_SECONDS, log=problems)
     await load.assert_correct()
     assert_clean(load, nominal_workers, problems)
@@ -151,8 +159,10 @@ async def test_l2_connection_scale(nominal_workers, nominal_env, accounts):
     try:
         await load.start()
         # The idle sockets ramp in while the load runs: its latencies include the ramp.
+        window = await ServerWindow.open(nominal_workers[0])
         hold = asyncio.create_task(hold_idle_sockets(nominal_workers, nominal_env))
         await load.run(LOAD_SECONDS)
+        server = await window.close()
         held = await hold
         await load.settle()
     finally:
@@ -163,7 +173,7 @@ async def test_l2_connection_scale(nominal_workers, nominal_env, accounts):
         await load.close()
 
     problems = log_problems(nominal_workers, starts)
-    figures, idle = load.figures(), held["results"]
+    figures, idle = load.figures() | server, held["results"]
     record(
         "L2",
         **figures,
