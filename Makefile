@@ -13,8 +13,11 @@ BENCH = $(BENCH_ENV) $(PY) manage.py loadtest
 
 # make reliability: where the full-scale fault figures are appended (docs/reliability.md).
 RELIABILITY_RESULTS ?= reliability-results.jsonl
+# make fuzz: seconds per harness (the nightly hour each); corpora and crashes under FUZZ_OUT.
+FUZZ_SECONDS ?= 3600
+FUZZ_OUT ?= .fuzz
 
-.PHONY: run test lint format bench reliability services install
+.PHONY: run test lint format bench reliability fuzz services install
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -47,6 +50,11 @@ reliability: services install
 	RELIABILITY_SCALE=full RELIABILITY_RESULTS=$(abspath $(RELIABILITY_RESULTS)) \
 		$(PY) -m pytest tests/system/faults tests/system/reliability -m "system or full_scale" -q --timeout 3600
 	$(PY) -m tests.system.faults.summarize $(RELIABILITY_RESULTS)
+
+# RELIABILITY.md P9, the nightly job: each atheris harness of tests/fuzz/ (envelope, ot, merge)
+# for FUZZ_SECONDS, no services needed. Exits non-zero on any crash (README: "Fuzzing").
+fuzz: install
+	$(PY) -m tests.fuzz --seconds $(FUZZ_SECONDS) --out $(FUZZ_OUT)
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -55,7 +55,9 @@ def position(value: object) -> int:
 
 
 def _text(name: str, value: object, *, low: int, high: int) -> str:
-    if not isinstance(value, str) or not low <= len(value.strip() if low else value) <= high:
+    # Blank does not count towards the minimum, but it is stored: a label's column holds
+    # MAX_TITLE characters (PostgreSQL refuses more, a 500), so the maximum bounds it all.
+    if not isinstance(value, str) or len(value) > high or len(value.strip()) < low:
         raise AppError(ErrorCode.INVALID, f"'{name}' must be text of {low} to {high} characters.")
     if "\x00" in value:
         raise AppError(ErrorCode.INVALID, f"'{name}' may not hold NUL characters.")
