@@ -66,7 +66,8 @@ class DocumentConsumer(OrderedStreamConsumer):
 
     @command("collab.op.submit")
     async def on_op_submit(self, data: dict[str, Any]) -> dict[str, Any]:
-        result = await database_sync_to_async(operation_submit)(
+        result = await self.write(
+            operation_submit,
             document_id=self.document_id,
             base_version=data.get("version"),
             op=data.get("op"),

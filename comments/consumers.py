@@ -100,7 +100,8 @@ class ThreadConsumer(OrderedStreamConsumer):
     # --- writes: each commits, then its event reaches every viewer ---------------------------
     @command("comments.comment.create")
     async def on_comment_create(self, data: dict[str, Any]) -> dict[str, Any]:
-        result = await database_sync_to_async(services.comment_create)(
+        result = await self.write(
+            services.comment_create,
             user=self.user,
             thread_id=self.thread_id,
             body=data.get("body"),
@@ -115,7 +116,8 @@ class ThreadConsumer(OrderedStreamConsumer):
 
     @command("comments.comment.edit")
     async def on_comment_edit(self, data: dict[str, Any]) -> dict[str, Any]:
-        result = await database_sync_to_async(services.comment_edit)(
+        result = await self.write(
+            services.comment_edit,
             user=self.user,
             comment_id=data.get("comment_id"),
             body=data.get("body"),
@@ -127,8 +129,11 @@ class ThreadConsumer(OrderedStreamConsumer):
 
     @command("comments.comment.delete")
     async def on_comment_delete(self, data: dict[str, Any]) -> dict[str, Any]:
-        result = await database_sync_to_async(services.comment_delete)(
-            user=self.user, comment_id=data.get("comment_id"), in_thread=self.thread_id
+        result = await self.write(
+            services.comment_delete,
+            user=self.user,
+            comment_id=data.get("comment_id"),
+            in_thread=self.thread_id,
         )
         return {"comment": result.data, "seq": result.seq}
 
@@ -141,7 +146,8 @@ class ThreadConsumer(OrderedStreamConsumer):
         return await self._react(data, present=False)
 
     async def _react(self, data: dict[str, Any], *, present: bool) -> dict[str, Any]:
-        result = await database_sync_to_async(services.reaction_set)(
+        result = await self.write(
+            services.reaction_set,
             user=self.user,
             comment_id=data.get("comment_id"),
             kind=data.get("kind"),
@@ -159,8 +165,8 @@ class ThreadConsumer(OrderedStreamConsumer):
         return await self._resolve(resolved=False)
 
     async def _resolve(self, *, resolved: bool) -> dict[str, Any]:
-        result = await database_sync_to_async(services.thread_resolve)(
-            user=self.user, thread_id=self.thread_id, resolved=resolved
+        result = await self.write(
+            services.thread_resolve, user=self.user, thread_id=self.thread_id, resolved=resolved
         )
         return {**result.data, "seq": result.seq}
 

@@ -116,7 +116,8 @@ class FormEditConsumer(FormConsumer, OrderedStreamConsumer):
         return [_change_frame(change, self.stream) for change in missed]
 
     async def _change(self, write: Any, data: dict[str, Any], **fields: Any) -> dict[str, Any]:
-        result = await database_sync_to_async(write)(
+        result = await self.write(
+            write,
             user=self.user,
             form_id=self.form_id,
             client_msg_id=data.get("client_msg_id"),

@@ -13,10 +13,14 @@ drops what it already had, and fills a gap from the database before sending anyt
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 from urllib.parse import parse_qs
 
 from config.realtime.consumer import RealtimeConsumer
+from config.realtime.orm import database_sync_to_async, in_turn
+
+T = TypeVar("T")
 
 
 def query_param(scope: dict[str, Any], name: str) -> str | None:
@@ -42,6 +46,12 @@ class OrderedStreamConsumer(RealtimeConsumer):
     async def read_missed(self, after: int, upto: int) -> list[tuple[int, str]]:
         """The stream's frames with ``after < seq <= upto`` from the database, in order."""
         raise NotImplementedError
+
+    async def write(self, service: Callable[..., T], **arguments: Any) -> T:
+        """A service that writes to this socket's stream, in turn with this worker's other
+        writes to it (config/realtime/orm.py ``in_turn``)."""
+        async with in_turn(self.stream):
+            return await database_sync_to_async(service)(**arguments)
 
     async def catch_up(self, upto: int) -> None:
         """Send everything after ``self.sent`` up to ``upto`` from the database."""

@@ -23,8 +23,10 @@ function itself. REST views keep Django's own thread-sensitive path.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
 
@@ -56,3 +58,27 @@ def _executor(threads: int) -> ThreadPoolExecutor:
     if threads not in _pools:
         _pools[threads] = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="orm")
     return _pools[threads]
+
+
+# Writes to one stream (a document, a thread, a form) take turns in this worker. They would
+# queue on the stream's row lock in PostgreSQL anyway, but there each waiter holds an ORM
+# thread and a pooled connection, and with a slow database the queue's tail waits past
+# lock_timeout: F7 (a), PostgreSQL 200 ms away, turned every op of one busy document into a
+# retry. Waiting here costs nothing; only the workers' turns meet on the row lock.
+_turns: dict[str, tuple[asyncio.Lock, int]] = {}  # and how many hold or wait for it
+
+
+@contextlib.asynccontextmanager
+async def in_turn(key: str) -> AsyncIterator[None]:
+    """One at a time per ``key`` in this process, in arrival order."""
+    lock, users = _turns.get(key, (asyncio.Lock(), 0))
+    _turns[key] = (lock, users + 1)
+    try:
+        async with lock:
+            yield
+    finally:
+        lock, users = _turns[key]
+        if users == 1:
+            del _turns[key]
+        else:
+            _turns[key] = (lock, users - 1)
