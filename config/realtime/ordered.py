@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qs
 
 from config.realtime.consumer import RealtimeConsumer
-from config.realtime.orm import database_sync_to_async, in_turn
+from config.realtime.orm import database_sync_to_async, in_turn, once_more_if_the_connection_died
 
 T = TypeVar("T")
 
@@ -51,7 +51,9 @@ class OrderedStreamConsumer(RealtimeConsumer):
         """A service that writes to this socket's stream, in turn with this worker's other
         writes to it (config/realtime/orm.py ``in_turn``)."""
         async with in_turn(self.stream):
-            return await database_sync_to_async(service)(**arguments)
+            return await database_sync_to_async(once_more_if_the_connection_died)(
+                service, **arguments
+            )
 
     async def catch_up(self, upto: int) -> None:
         """Send everything after ``self.sent`` up to ``upto`` from the database."""

@@ -33,6 +33,7 @@ from typing import Any, ParamSpec, TypeVar
 from channels.db import DatabaseSyncToAsync
 from channels.db import database_sync_to_async as channels_database_sync_to_async
 from django.conf import settings
+from django.db import InterfaceError, OperationalError, connection
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -82,3 +83,33 @@ async def in_turn(key: str) -> AsyncIterator[None]:
             del _turns[key]
         else:
             _turns[key] = (lock, users - 1)
+
+
+def once_more_if_the_connection_died(service: Callable[..., R], **arguments: Any) -> R:
+    """``service(**arguments)`` on this thread, tried again once on a fresh connection when
+    PostgreSQL ended the one it had (a restart, a failover, ``pg_terminate_backend``: F8).
+
+    Only for the stream writes (OrderedStreamConsumer.write): each is idempotent by its
+    client's key (an op's client_id and seq, a comment's client_msg_id) or by the state it
+    sets, so a write that did commit before the connection died is answered as the duplicate
+    it now is. Anything else, a lock timeout included, is raised as it was.
+    """
+    try:
+        return service(**arguments)
+    except (OperationalError, InterfaceError) as error:
+        if not _connection_died(error):
+            raise
+        connection.close()  # the pool drops a broken connection and hands out a checked one
+        return service(**arguments)
+
+
+def _connection_died(error: Exception) -> bool:
+    cause = error.__cause__
+    if getattr(cause, "sqlstate", None) in _ENDED_BY_THE_SERVER:
+        return True
+    raw = connection.connection
+    return raw is not None and bool(getattr(raw, "closed", False) or getattr(raw, "broken", False))
+
+
+# admin_shutdown, crash_shutdown, cannot_connect_now: the server ended or refused the session.
+_ENDED_BY_THE_SERVER = {"57P01", "57P02", "57P03"}
