@@ -21,7 +21,7 @@ os.environ.setdefault("DJANGO_HTTPS", "0")
 # Pub/sub channels ignore the Redis database number: a per-run prefix keeps concurrent runs
 # (and the developer's own server) from hearing each other.
 os.environ.setdefault("REALTIME_KEY_PREFIX", f"test-{uuid.uuid4().hex[:8]}:")
-# Under pytest-xdist (make test runs two processes) each process inherits the run's variables:
+# Under pytest-xdist (`pytest -n 2`, if installed) each process inherits the run's variables:
 # a prefix of its own per process, as pytest-django gives each its own test database.
 _xdist_worker = os.environ.get("PYTEST_XDIST_WORKER")
 _prefix = os.environ["REALTIME_KEY_PREFIX"]
