@@ -589,6 +589,7 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "filters": {"cancelled_cleanup": {"()": "config.logfilters.CancelledCleanup"}},
     "handlers": {
         "stderr": {"class": "logging.StreamHandler", "formatter": "plain"},
         # channels-redis reports messages dropped over capacity only in an INFO log line.
@@ -598,5 +599,6 @@ LOGGING = {
     "loggers": {
         "django.channels.server": {"level": "WARNING"},
         "channels_redis.core": {"level": "INFO", "handlers": ["layer_drops"]},
+        "channels_redis.pubsub": {"filters": ["cancelled_cleanup"]},
     },
 }
