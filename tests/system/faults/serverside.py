@@ -107,6 +107,9 @@ NOMINAL_SERIES = {
     "server_ack_ms": (HANDLER_METRIC, {"type": "collab.op.submit"}),
     "server_fanout_ms": (DELIVERY_METRIC, {"app": "collab"}),
     "server_chat_ms": (DELIVERY_METRIC, {"app": "comments"}),
+    # Of the ack: the op's transaction alone (row lock, transform, store), where ops of one
+    # document queue on each other.
+    "server_op_commit_ms": ("collab_op_commit_seconds", {}),
 }
 
 
