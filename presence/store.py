@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from config.realtime.kv import RedisStore, get_store
+from config.realtime.kv import BuiltOnStore, RedisStore
 from presence.state import (
     Choice,
     ConnectionState,
@@ -483,21 +483,11 @@ class MemoryPresenceStore:
             return {user_id for (user_id, _), until in self._live.items() if until >= now}
 
 
-_store: PresenceStore | None = None
-_built_for: object = None
-_store_lock = threading.Lock()
+_store: BuiltOnStore[PresenceStore] = BuiltOnStore(
+    lambda shared: RedisPresenceStore(shared, shared.prefix + "presence:"), MemoryPresenceStore
+)
 
 
 def get_presence_store() -> PresenceStore:
     """The backend that matches the shared store: Redis when it is configured."""
-    global _store, _built_for
-    shared = get_store()
-    with _store_lock:
-        # Rebuilt whenever the shared store is (tests switch settings with kv.reset_store()).
-        if _store is None or _built_for is not shared:
-            if isinstance(shared, RedisStore):
-                _store = RedisPresenceStore(shared, shared.prefix + "presence:")
-            else:
-                _store = MemoryPresenceStore()
-            _built_for = shared
-    return _store
+    return _store.get()

@@ -20,7 +20,8 @@ import threading
 import time
 import uuid
 import weakref
-from typing import Protocol
+from collections.abc import Callable
+from typing import Generic, Protocol, TypeVar
 
 import redis.asyncio as aredis
 from django.conf import settings
@@ -28,6 +29,7 @@ from django.conf import settings
 from config.redis_target import RedisTarget
 
 EPOCH_KEY = "epoch"
+T = TypeVar("T")
 
 
 class SharedStore(Protocol):
@@ -248,3 +250,32 @@ def reset_store() -> None:
     """Forget the store (tests that switch settings)."""
     global _store
     _store = None
+
+
+class BuiltOnStore(Generic[T]):
+    """One object made from the shared store (a Redis-backed one when the store is Redis, an
+    in-process one otherwise), made again whenever the store is (tests switch settings with
+    ``reset_store()``):
+
+        slots = BuiltOnStore(lambda shared: RedisSlots(shared, shared.prefix + "sockets:"),
+                             MemorySlots)
+        slots.get()
+    """
+
+    def __init__(self, on_redis: Callable[[RedisStore], T], in_process: Callable[[], T]) -> None:
+        self._on_redis = on_redis
+        self._in_process = in_process
+        self._built: T | None = None
+        self._built_for: object = None
+        self._lock = threading.Lock()
+
+    def get(self) -> T:
+        shared = get_store()
+        with self._lock:
+            if self._built is None or self._built_for is not shared:
+                if isinstance(shared, RedisStore):
+                    self._built = self._on_redis(shared)
+                else:
+                    self._built = self._in_process()
+                self._built_for = shared
+            return self._built

@@ -30,7 +30,7 @@ from typing import Protocol
 
 from django.conf import settings
 
-from config.realtime.kv import RedisStore, get_store
+from config.realtime.kv import BuiltOnStore, RedisStore
 
 log = logging.getLogger(__name__)
 
@@ -180,24 +180,14 @@ class MemorySlots:
             return sum(1 for until in self._users.get(user_id, {}).values() if until > now)
 
 
-_backend: SlotBackend | None = None
-_built_for: object = None
-_backend_lock = threading.Lock()
+_backend: BuiltOnStore[SlotBackend] = BuiltOnStore(
+    lambda shared: RedisSlots(shared, shared.prefix + "sockets:"), MemorySlots
+)
 
 
 def slot_backend() -> SlotBackend:
     """The backend that matches the shared store: Redis when it is configured."""
-    global _backend, _built_for
-    shared = get_store()
-    with _backend_lock:
-        # Rebuilt whenever the shared store is (tests switch settings with kv.reset_store()).
-        if _backend is None or _built_for is not shared:
-            if isinstance(shared, RedisStore):
-                _backend = RedisSlots(shared, shared.prefix + "sockets:")
-            else:
-                _backend = MemorySlots()
-            _built_for = shared
-    return _backend
+    return _backend.get()
 
 
 def _ttl() -> float:
