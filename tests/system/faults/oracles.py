@@ -29,15 +29,19 @@ from tests.system.client import ORIGIN, fetch_ticket
 from tests.system.conftest import Account
 
 
-@sync_to_async
-def shared_document(accounts: list[Account], title: str) -> Document:
-    """A document the first account owns and the others may edit, committed for the workers."""
+def document_shared_by(accounts: list[Account], title: str, role: str = Role.EDITOR) -> Document:
+    """A document the first account owns and the others have ``role`` on, committed."""
     owner = get_user_model().objects.get(pk=accounts[0].user_id)
     document = document_create(owner=owner, title=title, content="")
     for account in accounts[1:]:
-        member_set(user=owner, document_id=document.pk, member_id=account.user_id,
-                   role=Role.EDITOR)  # fmt: skip
+        member_set(user=owner, document_id=document.pk, member_id=account.user_id, role=role)
     return document
+
+
+@sync_to_async
+def shared_document(accounts: list[Account], title: str) -> Document:
+    """A document the first account owns and the others may edit, committed for the workers."""
+    return document_shared_by(accounts, title)
 
 
 def editor(

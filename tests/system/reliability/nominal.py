@@ -31,11 +31,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.contrib.auth import get_user_model
 
 from collab.client import DocumentSession
 from collab.models import Document, Role
-from collab.services import document_create, member_set
 from comments.models import Comment, Reaction
 from comments.services import thread_create
 from comments.services.events import thread_group
@@ -45,7 +43,14 @@ from monitoring.loadtest.measure import percentiles
 from monitoring.loadtest.workers import Worker
 from tests.system.client import ORIGIN, fetch_ticket
 from tests.system.conftest import Account
-from tests.system.faults.oracles import assert_oracles, editor, probe, shared_document, type_for
+from tests.system.faults.oracles import (
+    assert_oracles,
+    document_shared_by,
+    editor,
+    probe,
+    shared_document,
+    type_for,
+)
 
 EDIT_PAUSE_SECONDS = (0.5, 1.5)  # between one editor's edits: 1 op/s on average
 COMMENTS_PER_SECOND = 0.2  # per chat user
@@ -341,12 +346,8 @@ def rotated(workers: list[Worker], i: int) -> list[Worker]:
 @sync_to_async
 def chat_thread(accounts: list[Account], title: str) -> int:
     """A thread on a document of the first account that the others may see (and so write in)."""
-    owner = get_user_model().objects.get(pk=accounts[0].user_id)
-    document = document_create(owner=owner, title=title, content="")
-    for account in accounts[1:]:
-        member_set(user=owner, document_id=document.pk, member_id=account.user_id,
-                   role=Role.VIEWER)  # fmt: skip
-    thread = thread_create(user=owner, target_kind="document", target_id=document.pk,
+    document = document_shared_by(accounts, title, Role.VIEWER)
+    thread = thread_create(user=document.owner, target_kind="document", target_id=document.pk,
                            body="Room", client_msg_id="room")  # fmt: skip
     return thread.thread["id"]
 
