@@ -108,8 +108,8 @@ class DocumentConsumer(OrderedStreamConsumer):
         return {"version": self.sent, "cursor": cursor}
 
     async def read_missed(self, after: int, upto: int) -> list[tuple[int, str]]:
-        missed = await database_sync_to_async(operations_between)(
-            document_id=self.document_id, after=after, upto=upto
+        missed = await self.read(
+            operations_between, document_id=self.document_id, after=after, upto=upto
         )
         return [_applied(operation, self.group) for operation in missed]
 

@@ -232,9 +232,7 @@ class ThreadConsumer(OrderedStreamConsumer):
         await self.close(code=CLOSE_NOT_FOUND)
 
     async def read_missed(self, after: int, upto: int) -> list[tuple[int, str]]:
-        missed = await database_sync_to_async(events_between)(
-            thread_id=self.thread_id, after=after, upto=upto
-        )
+        missed = await self.read(events_between, thread_id=self.thread_id, after=after, upto=upto)
         return [_event_frame(event, self.group) for event in missed]
 
 

@@ -110,9 +110,7 @@ class FormEditConsumer(FormConsumer, OrderedStreamConsumer):
         return revision, [_change_frame(c, self.stream) for c in changes]
 
     async def read_missed(self, after: int, upto: int) -> list[tuple[int, str]]:
-        missed = await database_sync_to_async(changes_between)(
-            form_id=self.form_id, after=after, upto=upto
-        )
+        missed = await self.read(changes_between, form_id=self.form_id, after=after, upto=upto)
         return [_change_frame(change, self.stream) for change in missed]
 
     async def _change(self, write: Any, data: dict[str, Any], **fields: Any) -> dict[str, Any]:

@@ -47,6 +47,11 @@ class OrderedStreamConsumer(RealtimeConsumer):
         """The stream's frames with ``after < seq <= upto`` from the database, in order."""
         raise NotImplementedError
 
+    async def read(self, selector: Callable[..., T], **arguments: Any) -> T:
+        """A read of the stream (gap fills, on the way to an ack too), tried once more on a
+        fresh connection if PostgreSQL ended the one it had."""
+        return await database_sync_to_async(once_more_if_the_connection_died)(selector, **arguments)
+
     async def write(self, service: Callable[..., T], **arguments: Any) -> T:
         """A service that writes to this socket's stream, in turn with this worker's other
         writes to it (config/realtime/orm.py ``in_turn``)."""

@@ -89,10 +89,10 @@ def once_more_if_the_connection_died(service: Callable[..., R], **arguments: Any
     """``service(**arguments)`` on this thread, tried again once on a fresh connection when
     PostgreSQL ended the one it had (a restart, a failover, ``pg_terminate_backend``: F8).
 
-    Only for the stream writes (OrderedStreamConsumer.write): each is idempotent by its
-    client's key (an op's client_id and seq, a comment's client_msg_id) or by the state it
-    sets, so a write that did commit before the connection died is answered as the duplicate
-    it now is. Anything else, a lock timeout included, is raised as it was.
+    For the stream's reads and writes (OrderedStreamConsumer.read, .write): each write is
+    idempotent by its client's key (an op's client_id and seq, a comment's client_msg_id) or
+    by the state it sets, so a write that did commit before the connection died is answered
+    as the duplicate it now is. Anything else, a lock timeout included, is raised as it was.
     """
     try:
         return service(**arguments)
