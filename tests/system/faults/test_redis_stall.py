@@ -169,9 +169,11 @@ async def test_a_redis_stall_delays_no_ack_and_drops_no_socket(
         client_loop_lag_ms=lag.percentiles(),
     )
     # The ack path avoids Redis (config/realtime/outbox.py; the rate limit and the presence
-    # write wait on it at most a quarter second): no op waits out the stall. Half the stall is
-    # far from both, even on a loaded machine (a 5 s stall held acks 5 s before the outbox).
-    assert during_ms["max"] < STALL_SECONDS * 1000 / 2, during_ms
+    # write wait on it at most a quarter second): acks sent during the stall take about as
+    # long as the others. Before the outbox they waited out the stall (ci: p99 5.0 s against
+    # 133 ms outside). Relative, because at full scale this machine is saturated and every
+    # ack takes seconds (docs/reliability.md, F4).
+    assert during_ms["p95"] < outside_ms["p95"] + STALL_SECONDS * 1000 / 2, (during_ms, outside_ms)
     if FULL:  # RELIABILITY.md's bounds, at its scale (timings are not asserted in CI)
         # As the workers measured it (receipt to ack): at 200 editors this test's own loop lags
         # by seconds on a 2-core machine (client_loop_lag_ms), and the clients' figure with it.
