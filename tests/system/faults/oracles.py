@@ -48,20 +48,24 @@ def editor(
     workers: list[Worker], account: Account, document: Document, name: str, **options
 ) -> DocumentSession:
     """An editor on the first worker given; with more, it moves to the next when one fails,
-    and its tickets come from whichever answers."""
+    and its tickets come from whichever answers, starting with the worker its next socket
+    goes to (as a load balancer would send both to a live worker: asking a stopping or hung
+    worker first cost each reconnect the HTTP timeout, F2 and F12)."""
+    path = f"/ws/collab/documents/{document.pk}/"
+    urls = [worker.ws_url(path) for worker in workers]
 
     async def ticket() -> str:
-        for worker in workers:
+        next_url = session.client.url
+        for worker in sorted(workers, key=lambda worker: worker.ws_url(path) != next_url):
             try:
                 return await fetch_ticket(worker.http_url(), account.token)
             except OSError:
                 continue
         raise ConnectionError("no worker answers")
 
-    path = f"/ws/collab/documents/{document.pk}/"
-    urls = [worker.ws_url(path) for worker in workers]
-    return DocumentSession(urls, client_id=name, ticket=ticket, origin=ORIGIN,
-                           **{"backoff_cap": 2.0, **options})  # fmt: skip
+    session = DocumentSession(urls, client_id=name, ticket=ticket, origin=ORIGIN,
+                              **{"backoff_cap": 2.0, **options})  # fmt: skip
+    return session
 
 
 async def type_for(
